@@ -1,0 +1,36 @@
+# The front door.  Every target is a script in scripts/ or test-vm/.
+.PHONY: demo check setup tree kernel kernel-debug kernel-stock initramfs \
+	checkpatch series clean
+
+demo:
+	@scripts/demo
+
+check:
+	@scripts/check
+
+setup:
+	@scripts/setup
+
+tree: setup
+	@scripts/tree
+
+kernel: tree
+	@scripts/build-kernel release
+
+kernel-debug: tree
+	@scripts/build-kernel debug
+
+kernel-stock: tree
+	@scripts/build-kernel stock
+
+initramfs: tree
+	@test-vm/build-initramfs
+
+checkpatch: tree
+	@scripts/checkpatch
+
+series: tree
+	@scripts/export-series
+
+clean:
+	rm -rf build
