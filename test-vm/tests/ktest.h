@@ -142,4 +142,52 @@ static inline void kt_fill(void *page, size_t len, uint64_t seed)
 	}
 }
 
+#define KSM_DIR "/sys/kernel/mm/ksm/"
+
+static inline long ksm_get(const char *name)
+{
+	char path[128];
+
+	snprintf(path, sizeof(path), KSM_DIR "%s", name);
+	return kt_read_long(path);
+}
+
+static inline int ksm_set(const char *name, const char *val)
+{
+	char path[128];
+
+	snprintf(path, sizeof(path), KSM_DIR "%s", name);
+	return kt_write(path, val);
+}
+
+static inline int ksm_set_long(const char *name, long v)
+{
+	char buf[32];
+
+	snprintf(buf, sizeof(buf), "%ld", v);
+	return ksm_set(name, buf);
+}
+
+static inline void ksm_require(void)
+{
+	if (access(KSM_DIR "run", F_OK))
+		kt_skip("this kernel has no KSM");
+	if (geteuid())
+		kt_skip("needs root");
+}
+
+/* Let ksmd finish @n more full scans; 0 on success, -1 on timeout. */
+static inline int ksm_wait_scans(int n, int seconds)
+{
+	long start = ksm_get("full_scans");
+	int i;
+
+	for (i = 0; i < seconds * 20; i++) {
+		if (ksm_get("full_scans") >= start + n)
+			return 0;
+		usleep(50000);
+	}
+	return -1;
+}
+
 #endif /* KTEST_H */

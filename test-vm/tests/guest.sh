@@ -8,5 +8,6 @@ nodes=$(arg ksm.nodes)
 [ -n "$nodes" ] && check "$nodes NUMA nodes" \
 	'[ "$(ls -d /sys/devices/system/node/node[0-9]* | wc -l)" = "$nodes" ]'
 [ -n "$(arg ksm.swap)" ] && check "zram swap active" 'grep -q zram0 /proc/swaps'
-check "debugfs mounted" '[ -d /sys/kernel/debug/provoke-crash ]'
+check "LKDTM in debugfs" '[ -d /sys/kernel/debug/provoke-crash ]'
+check "KSM selftests present" '[ -x ksm_tests ] && [ -x ksm_functional_tests ]'
 exit $fail
