@@ -12,26 +12,28 @@
 #ifndef _LINUX_KSM_H
 #define _LINUX_KSM_H
 
-#include <linux/mm.h>
-#include <linux/pagemap.h>
-#include <linux/rmap.h>
 #include <linux/sched.h>
 #include <linux/sched/coredump.h>
+#include <linux/mm.h>
+#include <linux/rmap.h>
+#include <linux/pagemap.h>
 
 struct rmap_walk_control;
 
 #ifdef CONFIG_KSM
 
-int ksm_madvise(struct vm_area_struct *vma, unsigned long start,
-		unsigned long end, int advice, unsigned long *vm_flags);
-void ksm_add_vma(struct vm_area_struct *vma);
-int ksm_enable_merge_any(struct mm_struct *mm);
-int ksm_disable_merge_any(struct mm_struct *mm);
-int ksm_disable(struct mm_struct *mm);
-
+/* Life of an mm: registration with ksmd, fork, exit. */
 int __ksm_enter(struct mm_struct *mm);
 void __ksm_exit(struct mm_struct *mm);
 void ksm_fork(struct mm_struct *mm, struct mm_struct *oldmm);
+
+/* madvise(), prctl() and new VMAs. */
+int ksm_madvise(struct vm_area_struct *vma, unsigned long start,
+		unsigned long end, int advice, unsigned long *vm_flags);
+int ksm_enable_merge_any(struct mm_struct *mm);
+int ksm_disable_merge_any(struct mm_struct *mm);
+int ksm_disable(struct mm_struct *mm);
+void ksm_add_vma(struct vm_area_struct *vma);
 
 /*
  * A zero-filled page that ksmd replaced by the shared zero page is mapped
@@ -66,10 +68,12 @@ static inline int ksm_execve(struct mm_struct *mm)
 	return test_bit(MMF_VM_MERGE_ANY, &mm->flags) ? __ksm_enter(mm) : 0;
 }
 
+/* Only an mm that ever registered with ksmd has anything to undo. */
 static inline void ksm_exit(struct mm_struct *mm)
 {
-	if (test_bit(MMF_VM_MERGEABLE, &mm->flags))
-		__ksm_exit(mm);
+	if (!test_bit(MMF_VM_MERGEABLE, &mm->flags))
+		return;
+	__ksm_exit(mm);
 }
 
 struct folio *ksm_might_need_to_copy(struct folio *folio,

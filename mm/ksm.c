@@ -1,0 +1,2654 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * Kernel samepage merging: a content-hash driven engine.
+ *
+ * WHAT IS SCANNED
+ *   Every mm that asked for merging (MADV_MERGEABLE on some VMA, or
+ *   PR_SET_MEMORY_MERGE for the whole process) owns a struct ksm_mm on
+ *   ksm_mm_list.  The ksmd thread walks that list round-robin; inside an mm
+ *   it visits, in address order, each present anonymous page of each
+ *   VM_MERGEABLE VMA that has an anon_vma, pages_to_scan pages per batch.
+ *   One walk over the whole list is a "pass" (full_scans counts them).
+ *
+ * PER-PAGE METADATA
+ *   Each page ksmd has looked at has a 32-byte struct ksm_item, kept in an
+ *   xarray of its ksm_mm indexed by virtual page number, so that no list
+ *   has to be kept sorted and no item needs a list link.  The low bits of
+ *   the item's address word hold its state (stable/unstable), the pass
+ *   parity of its unstable entry and the smart-scan back-off counters.
+ *   Items of pages that vanished are freed as the cursor passes them.
+ *
+ * HOW CANDIDATES ARE FOUND
+ *   A page is summarised by a key {xxhash of its content, merge domain};
+ *   the domain is always 0 for now and is where per-cgroup/user/process
+ *   merge domains will plug in.  Two hash indexes exist:
+ *   - the stable index holds one struct ksm_node per KSM page (a shared,
+ *     write-protected page), hashed by the key of its content;
+ *   - the unstable index holds the items of ordinary pages seen in the
+ *     current pass.  Their content may change at any time, which is fine:
+ *     they are only hints, and they are forgotten when a pass ends.
+ *   A page is looked up first in the stable index, then in the unstable
+ *   index, and entered into the unstable index at once if nothing matched:
+ *   there is no "wait a pass until the checksum settles" step.  Whole pages
+ *   are compared only when keys match.  With merge_across_nodes=0, a
+ *   candidate only counts if it sits on the same NUMA node as the page.
+ *
+ * HOW A MERGE IS MADE SAFE
+ *   Before a page's content is trusted, its PTE is write-protected with
+ *   folio_wrprotect_one() (mm/rmap.c): that clears the PTE and flushes the
+ *   TLB first, then checks that the folio has no references beyond its
+ *   mappings (so no DMA pin), and marks an exclusive anon page shared.
+ *   Merging two unstable pages makes the first one a KSM page in place,
+ *   write-protects the second and compares both in full only now, with
+ *   both read-only; replace_anon_page_pte() (mm/memory.c) then switches
+ *   the second PTE over, provided it did not change since it was made
+ *   read-only.  A later write to any mapping of a KSM page faults and
+ *   copies (COW_KSM).
+ *
+ * SHARING LIMIT AND CHAINS
+ *   A KSM page is mapped at most max_page_sharing times through ksmd.
+ *   When content is wanted by more, another KSM page with the same content
+ *   is created and linked to the first through ksm_node.dups: such a group
+ *   of duplicates is a "chain" (stable_node_chains counts groups of two or
+ *   more, stable_node_dups the KSM pages in them).
+ *
+ * REVERSE MAPPING
+ *   folio->mapping of a KSM page points to its ksm_node (tagged with
+ *   PAGE_MAPPING_KSM).  The node keeps an array of the items mapping it,
+ *   each holding a reference on the anon_vma of its VMA, so rmap_walk_ksm()
+ *   finds every mapping, including those inherited by fork() which have no
+ *   item of their own.  The node holds no reference on the page: it looks
+ *   through folio->mapping to check the page is still its own (see
+ *   node_folio()), which lets reclaim free KSM pages at will.
+ *
+ * LOCKS (innermost last)
+ *   ksm_mutex   - the engine's big lock: both indexes, every ksm_node and
+ *                 ksm_item and the counters below.  Held by ksmd for a
+ *                 whole batch and by the sysfs knobs that reset state.
+ *   mmap_lock   - of one scanned mm at a time, read mode, after mmget.
+ *   folio lock  - of a KSM page: needed to change its node's item array,
+ *                 which rmap walkers read while they hold that lock.
+ *   ksm_list_lock - spinlock for ksm_mm_list, ksm_mm_hash and the scan
+ *                 cursor's mm; taken from fork/exit/madvise without the
+ *                 mutex, so nothing sleeps under it.
+ *   An mm is only ever touched after mmget_not_zero(); __ksm_exit() frees
+ *   the ksm_mm at once if it has no items and ksmd is not parked on it,
+ *   otherwise ksmd reaps it when it finds mm_users at zero.
+ */
+
+#include <linux/errno.h>
+#include <linux/freezer.h>
+#include <linux/hash.h>
+#include <linux/hashtable.h>
+#include <linux/kthread.h>
+#include <linux/ksm.h>
+#include <linux/memcontrol.h>
+#include <linux/memory.h>
+#include <linux/mm.h>
+#include <linux/mman.h>
+#include <linux/mmu_notifier.h>
+#include <linux/oom.h>
+#include <linux/pagemap.h>
+#include <linux/pagewalk.h>
+#include <linux/rmap.h>
+#include <linux/sched.h>
+#include <linux/sched/coredump.h>
+#include <linux/sched/cputime.h>
+#include <linux/sched/mm.h>
+#include <linux/slab.h>
+#include <linux/spinlock.h>
+#include <linux/swap.h>
+#include <linux/sysfs.h>
+#include <linux/wait.h>
+#include <linux/xarray.h>
+#include <linux/xxhash.h>
+#include <asm/tlbflush.h>
+
+#include "internal.h"
+
+#define KSM_RUN_STOP	0
+#define KSM_RUN_MERGE	1
+#define KSM_RUN_UNMERGE	2
+
+/* ------------------------------------------------------------------ */
+/* Data structures                                                     */
+/* ------------------------------------------------------------------ */
+
+/**
+ * struct ksm_key - what a page's content is indexed by
+ * @hash: xxhash of the page, folded to 32 bits
+ * @domain: merge domain; pages only merge within one domain (0 for now)
+ */
+struct ksm_key {
+	u32 hash;
+	u32 domain;
+};
+
+/**
+ * struct ksm_mm - an mm registered for merging
+ * @hash: entry in ksm_mm_hash, under ksm_list_lock
+ * @link: entry in ksm_mm_list, under ksm_list_lock
+ * @mm: the mm, pinned with mmgrab()
+ * @items: ksm_items of this mm by virtual page number, under ksm_mutex;
+ *	only the mm at the scan cursor gains or loses items
+ */
+struct ksm_mm {
+	struct hlist_node hash;
+	struct list_head link;
+	struct mm_struct *mm;
+	struct xarray items;
+};
+
+/*
+ * Bits kept below PAGE_SHIFT in ksm_item.addr.  KI_STABLE and KI_UNSTABLE
+ * select which member of the union is live; KI_PARITY is the parity of the
+ * pass whose unstable index holds the item; the age counts passes in which
+ * the page did not merge and the skip field is the smart-scan back-off.
+ */
+#define KI_STABLE	BIT(0)
+#define KI_UNSTABLE	BIT(1)
+#define KI_PARITY	BIT(2)
+#define KI_AGE_SHIFT	3
+#define KI_AGE_MASK	(0xfUL << KI_AGE_SHIFT)
+#define KI_SKIP_SHIFT	7
+#define KI_SKIP_MASK	(0xfUL << KI_SKIP_SHIFT)
+#define KI_AGE_MAX	15
+
+static_assert(KI_SKIP_SHIFT + 4 <= PAGE_SHIFT);
+
+struct ksm_node;
+
+/**
+ * struct ksm_item - ksmd's memory of one virtual page (32 bytes on 64-bit)
+ * @addr: user address, with the KI_* bits in the low bits
+ * @owner: the ksm_mm this page belongs to
+ * @anon_vma: (stable) the anon_vma of the VMA, referenced
+ * @node: (stable) the KSM page this page is mapped to
+ * @key: (unstable) key of the content when it was indexed
+ * @next: (unstable) next item in the same unstable bucket
+ */
+struct ksm_item {
+	unsigned long addr;
+	struct ksm_mm *owner;
+	union {
+		struct {
+			struct anon_vma *anon_vma;
+			struct ksm_node *node;
+		};
+		struct {
+			struct ksm_key key;
+			struct ksm_item *next;
+		};
+	};
+};
+
+/**
+ * struct ksm_node - one KSM page in the stable index
+ * @hnode: entry in the stable index bucket
+ * @dups: other KSM pages of the same content (a chain), or empty
+ * @key: key of the content
+ * @kpfn: pfn of the KSM page; changed by migration
+ * @maps: array of the items that map the page through ksmd
+ * @nr_maps: used entries of @maps
+ * @max_maps: allocated entries of @maps
+ *
+ * All fields are under ksm_mutex; @maps and @nr_maps are in addition only
+ * changed with the KSM page locked, so that rmap walkers holding the page
+ * lock can read them.
+ */
+struct ksm_node {
+	struct hlist_node hnode;
+	struct list_head dups;
+	struct ksm_key key;
+	unsigned long kpfn;
+	struct ksm_item **maps;
+	unsigned int nr_maps;
+	unsigned int max_maps;
+};
+
+/* Hash index of unstable items: singly linked buckets. */
+struct ksm_utable {
+	struct ksm_item **bucket;
+	unsigned int bits;
+	unsigned long count;
+};
+
+/* Hash index of stable nodes. */
+struct ksm_stable {
+	struct hlist_head *bucket;
+	unsigned int bits;
+	unsigned long count;
+};
+
+#define KSM_TABLE_MIN_BITS	10
+#define KSM_TABLE_MAX_BITS	24
+
+/* ------------------------------------------------------------------ */
+/* Global state                                                        */
+/* ------------------------------------------------------------------ */
+
+/* Serialises ksmd against the sysfs knobs; see LOCKS above. */
+static DEFINE_MUTEX(ksm_mutex);
+/* Protects ksm_mm_list, ksm_mm_hash and ksm_cursor.slot. */
+static DEFINE_SPINLOCK(ksm_list_lock);
+
+static LIST_HEAD(ksm_mm_list);
+static DEFINE_HASHTABLE(ksm_mm_hash, 9);
+
+/*
+ * Where ksmd is: @slot is the mm being scanned (NULL between passes),
+ * @addr the first address not visited yet in it.  @slot is changed under
+ * both ksm_mutex and ksm_list_lock, @addr only under ksm_mutex.
+ */
+static struct {
+	struct ksm_mm *slot;
+	unsigned long addr;
+	unsigned long pass;
+} ksm_cursor;
+
+static struct ksm_utable ksm_unstable;		/* under ksm_mutex */
+static struct ksm_stable ksm_stable;		/* under ksm_mutex */
+
+static struct kmem_cache *ksm_item_cache;
+static struct kmem_cache *ksm_node_cache;
+static struct kmem_cache *ksm_mm_cache;
+
+static DECLARE_WAIT_QUEUE_HEAD(ksm_thread_wait);	/* ksmd idles here */
+static DECLARE_WAIT_QUEUE_HEAD(ksm_sleep_wait);	/* ksmd naps here */
+
+/* Tunables (sysfs). */
+static unsigned long ksm_run = KSM_RUN_STOP;
+static unsigned int ksm_pages_to_scan = 100;
+static unsigned int ksm_sleep_ms = 20;
+static int ksm_max_sharing = 256;
+static unsigned int ksm_chain_prune_ms = 2000;
+static bool ksm_use_zero_pages __read_mostly;
+static bool ksm_smart_scan = true;
+#ifdef CONFIG_NUMA
+static unsigned int ksm_across_nodes = 1;
+#else
+#define ksm_across_nodes 1U
+#endif
+
+/* Statistics, all under ksm_mutex (read locklessly by sysfs). */
+static unsigned long ksm_pages_shared;	/* KSM pages with items */
+static unsigned long ksm_pages_sharing;	/* further mappings of those */
+static unsigned long ksm_pages_unshared;	/* items in the unstable index */
+static unsigned long ksm_nr_items;		/* all ksm_items */
+static unsigned long ksm_pages_scanned;
+static unsigned long ksm_pages_skipped;
+static unsigned long ksm_full_scans;
+static unsigned long ksm_nr_chains;
+static unsigned long ksm_nr_dups;
+
+/* Zero pages mapped by ksmd in place of zero-filled anon pages. */
+atomic_long_t ksm_zero_pages = ATOMIC_LONG_INIT(0);
+
+static u32 ksm_zero_hash __read_mostly;
+
+/* ------------------------------------------------------------------ */
+/* Scan-time advisor                                                   */
+/* ------------------------------------------------------------------ */
+
+enum ksm_advisor_mode {
+	KSM_ADVISOR_NONE,
+	KSM_ADVISOR_SCAN_TIME,
+};
+
+static enum ksm_advisor_mode ksm_advisor;
+static unsigned int ksm_advisor_max_cpu = 70;		/* percent */
+static unsigned long ksm_advisor_min_pages = 500;
+static unsigned long ksm_advisor_max_pages = 30000;
+static unsigned long ksm_advisor_target_time = 200;	/* seconds */
+#define KSM_ADVISOR_MIN_CPU	10	/* percent */
+#define KSM_ADVISOR_SMOOTH	30	/* weight of the newest sample, % */
+
+static struct {
+	ktime_t pass_start;
+	unsigned long last_secs;	/* duration of the previous pass */
+	unsigned long trend;		/* smoothed pass-to-pass ratio, % */
+	u64 cpu_ns;			/* ksmd runtime at the last pass end */
+} ksm_adv;
+
+static void advisor_reset(void)
+{
+	if (ksm_advisor == KSM_ADVISOR_SCAN_TIME) {
+		memset(&ksm_adv, 0, sizeof(ksm_adv));
+		ksm_pages_to_scan = ksm_advisor_min_pages;
+	} else {
+		ksm_pages_to_scan = 100;
+	}
+}
+
+static void advisor_pass_begins(void)
+{
+	if (ksm_advisor == KSM_ADVISOR_SCAN_TIME)
+		ksm_adv.pass_start = ktime_get();
+}
+
+/*
+ * At the end of a pass, rescale pages_to_scan so that a pass would take
+ * advisor_target_scan_time: the rate is multiplied by the ratio of the
+ * measured to the target duration, then by a smoothed trend of how the
+ * pass duration itself evolves.  The result is bounded so that ksmd uses
+ * between KSM_ADVISOR_MIN_CPU and advisor_max_cpu percent of a CPU, and
+ * by advisor_max_pages_to_scan.
+ */
+static void advisor_pass_ends(void)
+{
+	unsigned long secs, cpu_pct, ratio, trend, pages, per_pct;
+	u64 now_ns, used_ms;
+
+	if (ksm_advisor != KSM_ADVISOR_SCAN_TIME)
+		return;
+
+	secs = ktime_ms_delta(ktime_get(), ksm_adv.pass_start) / MSEC_PER_SEC;
+	secs = max(secs, 1UL);
+
+	now_ns = task_sched_runtime(current);
+	used_ms = div_u64(now_ns - ksm_adv.cpu_ns, NSEC_PER_MSEC);
+	cpu_pct = max_t(unsigned long, div_u64(used_ms * 100, secs * 1000), 1);
+
+	/* How much faster than the target the last pass went, in %. */
+	ratio = max(ksm_advisor_target_time * 100 / secs, 1UL);
+
+	/* Pass duration relative to the one before, smoothed. */
+	trend = secs * 100 / (ksm_adv.last_secs ? ksm_adv.last_secs : secs);
+	trend = max(trend, 1UL);
+	trend = ((100 - KSM_ADVISOR_SMOOTH) * ksm_adv.trend +
+		 KSM_ADVISOR_SMOOTH * trend) / 100;
+
+	pages = (unsigned long)ksm_pages_to_scan * 100 / ratio;
+	pages = pages * trend / 100;
+
+	per_pct = max((unsigned long)ksm_pages_to_scan / cpu_pct, 1UL);
+	pages = min(pages, per_pct * ksm_advisor_max_cpu);
+	pages = max(pages, per_pct * KSM_ADVISOR_MIN_CPU);
+	pages = min(pages, ksm_advisor_max_pages);
+
+	ksm_adv.trend = trend;
+	ksm_adv.last_secs = secs;
+	ksm_adv.cpu_ns = now_ns;
+	WRITE_ONCE(ksm_pages_to_scan, pages);
+}
+
+/* ------------------------------------------------------------------ */
+/* Small helpers                                                       */
+/* ------------------------------------------------------------------ */
+
+static inline unsigned long item_address(const struct ksm_item *item)
+{
+	return item->addr & PAGE_MASK;
+}
+
+static inline unsigned int item_age(const struct ksm_item *item)
+{
+	return (item->addr & KI_AGE_MASK) >> KI_AGE_SHIFT;
+}
+
+static inline void item_set_age(struct ksm_item *item, unsigned int age)
+{
+	item->addr = (item->addr & ~KI_AGE_MASK) |
+		     ((unsigned long)age << KI_AGE_SHIFT);
+}
+
+static inline unsigned int item_skips(const struct ksm_item *item)
+{
+	return (item->addr & KI_SKIP_MASK) >> KI_SKIP_SHIFT;
+}
+
+static inline void item_set_skips(struct ksm_item *item, unsigned int n)
+{
+	item->addr = (item->addr & ~KI_SKIP_MASK) |
+		     ((unsigned long)n << KI_SKIP_SHIFT);
+}
+
+static inline unsigned long pass_parity(void)
+{
+	return (ksm_cursor.pass & 1) ? KI_PARITY : 0;
+}
+
+static inline bool mm_exiting(struct mm_struct *mm)
+{
+	return atomic_read(&mm->mm_users) == 0;
+}
+
+static inline struct ksm_node *folio_ksm_node(struct folio *folio)
+{
+	return folio_test_ksm(folio) ? folio_raw_mapping(folio) : NULL;
+}
+
+static inline void folio_set_ksm_node(struct folio *folio,
+				      struct ksm_node *node)
+{
+	VM_WARN_ON_FOLIO(folio_test_anon(folio) &&
+			 PageAnonExclusive(&folio->page), folio);
+	folio->mapping = (void *)((unsigned long)node | PAGE_MAPPING_KSM);
+}
+
+static u32 page_content_hash(struct page *page)
+{
+	void *p = kmap_local_page(page);
+	u64 h = xxhash(p, PAGE_SIZE, 0);
+
+	kunmap_local(p);
+	return (u32)(h ^ (h >> 32));
+}
+
+/* The merge domain of a page; a later change derives it from the owner. */
+static inline u32 item_domain(const struct ksm_item *item)
+{
+	return 0;
+}
+
+static inline bool key_equal(struct ksm_key a, struct ksm_key b)
+{
+	return a.hash == b.hash && a.domain == b.domain;
+}
+
+static inline unsigned long key_slot(struct ksm_key k, unsigned int bits)
+{
+	return hash_32(k.hash ^ hash_32(k.domain, 32), bits);
+}
+
+/*
+ * VMAs whose pages are shared with others, are not ordinary struct pages,
+ * or carry per-page architecture state: KSM ignores advice for them.
+ */
+static bool vma_mergeable_ok(struct vm_area_struct *vma)
+{
+	unsigned long refuse = VM_SHARED | VM_MAYSHARE | VM_PFNMAP | VM_IO |
+			       VM_DONTEXPAND | VM_HUGETLB | VM_MIXEDMAP |
+			       VM_DROPPABLE;
+
+#ifdef VM_SAO
+	refuse |= VM_SAO;
+#endif
+#ifdef VM_SPARC_ADI
+	refuse |= VM_SPARC_ADI;
+#endif
+	return !(vma->vm_flags & refuse) && !vma_is_dax(vma);
+}
+
+/* The VMA covering @addr if ksmd may still work there; mmap_lock held. */
+static struct vm_area_struct *mergeable_vma_at(struct mm_struct *mm,
+					       unsigned long addr)
+{
+	struct vm_area_struct *vma = NULL;
+
+	if (!mm_exiting(mm))
+		vma = vma_lookup(mm, addr);
+	if (vma && (vma->vm_flags & VM_MERGEABLE) && vma->anon_vma)
+		return vma;
+	return NULL;
+}
+
+/* ------------------------------------------------------------------ */
+/* Unmerging                                                           */
+/* ------------------------------------------------------------------ */
+
+/* Is the page mapped at @addr a KSM page or a KSM-placed zero page? */
+static bool ksm_mapped_at(struct vm_area_struct *vma, unsigned long addr)
+{
+	struct folio_walk fw;
+	struct folio *folio;
+	bool ret = false;
+
+	folio = folio_walk_start(&fw, vma, addr, FW_MIGRATION | FW_ZEROPAGE);
+	if (!folio)
+		return false;
+	if (fw.level == FW_LEVEL_PTE && !folio_test_large(folio))
+		ret = folio_test_ksm(folio) || ksm_pte_is_zero_page(fw.pte);
+	folio_walk_end(&fw, vma);
+	return ret;
+}
+
+/*
+ * Give @addr a private copy of whatever KSM page it maps, by the same
+ * unsharing fault GUP uses.  The fault may back off (e.g. on a racing PTE
+ * update), so retry until no KSM page is mapped there any more.  Only
+ * memory shortage is reported: SIGBUS/SIGSEGV mean the page went away.
+ */
+static int unshare_ksm_at(struct vm_area_struct *vma, unsigned long addr,
+			  bool lock_vma)
+{
+	vm_fault_t ret;
+
+	if (lock_vma)
+		vma_start_write(vma);
+
+	for (;;) {
+		cond_resched();
+		if (!ksm_mapped_at(vma, addr))
+			return 0;
+		ret = handle_mm_fault(vma, addr,
+				      FAULT_FLAG_UNSHARE | FAULT_FLAG_REMOTE,
+				      NULL);
+		if (ret & VM_FAULT_OOM)
+			return -ENOMEM;
+		if (ret & (VM_FAULT_SIGBUS | VM_FAULT_SIGSEGV))
+			return 0;
+	}
+}
+
+static int unshare_ksm_range(struct vm_area_struct *vma, unsigned long start,
+			     unsigned long end, bool lock_vma)
+{
+	unsigned long addr;
+	int err;
+
+	for (addr = start; addr < end; addr += PAGE_SIZE) {
+		if (mm_exiting(vma->vm_mm))
+			break;
+		if (signal_pending(current))
+			return -ERESTARTSYS;
+		err = unshare_ksm_at(vma, addr, lock_vma);
+		if (err)
+			return err;
+	}
+	return 0;
+}
+
+/* Undo a merge ksmd just made at @item's address. */
+static void unshare_item(struct ksm_item *item)
+{
+	struct mm_struct *mm = item->owner->mm;
+	struct vm_area_struct *vma;
+
+	if (!mmget_not_zero(mm))
+		return;
+	mmap_read_lock(mm);
+	vma = mergeable_vma_at(mm, item_address(item));
+	if (vma)
+		unshare_ksm_at(vma, item_address(item), false);
+	mmap_read_unlock(mm);
+	mmput(mm);
+}
+
+/* ------------------------------------------------------------------ */
+/* Stable nodes                                                        */
+/* ------------------------------------------------------------------ */
+
+static void chain_join(struct ksm_node *node, struct ksm_node *group)
+{
+	if (list_empty(&group->dups)) {
+		ksm_nr_chains++;
+		ksm_nr_dups += 2;
+	} else {
+		ksm_nr_dups++;
+	}
+	list_add_tail(&node->dups, &group->dups);
+}
+
+static void chain_leave(struct ksm_node *node)
+{
+	if (list_empty(&node->dups))
+		return;
+	if (list_is_singular(&node->dups)) {
+		ksm_nr_chains--;
+		ksm_nr_dups -= 2;
+	}  else {
+		ksm_nr_dups--;
+	}
+	list_del_init(&node->dups);
+}
+
+/*
+ * Forget a KSM page: its items fall back to the volatile state.  Either
+ * the page is gone (the node is stale) or the caller holds it locked.
+ */
+static void node_free(struct ksm_node *node)
+{
+	unsigned int i;
+
+	if (node->nr_maps) {
+		ksm_pages_shared--;
+		ksm_pages_sharing -= node->nr_maps - 1;
+	}
+	for (i = 0; i < node->nr_maps; i++) {
+		struct ksm_item *item = node->maps[i];
+
+		item->owner->mm->ksm_merging_pages--;
+		put_anon_vma(item->anon_vma);
+		item->anon_vma = NULL;
+		item->node = NULL;
+		item->addr &= ~KI_STABLE;
+		cond_resched();
+	}
+	hlist_del(&node->hnode);
+	ksm_stable.count--;
+	chain_leave(node);
+	kfree(node->maps);
+	kmem_cache_free(ksm_node_cache, node);
+}
+
+/*
+ * Return the KSM page of @node with a reference held (and locked if
+ * @lock), or NULL after freeing @node if its page is gone.
+ *
+ * The node holds no reference on its page.  It can trust the pfn only
+ * while the page's ->mapping still points back to the node: freeing an
+ * anon page clears ->mapping, and nothing else puts our tagged pointer
+ * there.  A zero refcount normally means the page is being freed, but a
+ * swap cache page may just be frozen by migration; and migration may also
+ * have moved the node to a new pfn (folio_migrate_ksm() updates ->kpfn
+ * before the old page's ->mapping goes stale), so look again before giving
+ * up on the node.
+ */
+static struct folio *node_folio(struct ksm_node *node, bool lock)
+{
+	void *tag = (void *)((unsigned long)node | PAGE_MAPPING_KSM);
+	struct folio *folio;
+	unsigned long pfn;
+
+retry:
+	pfn = READ_ONCE(node->kpfn);
+	folio = pfn_folio(pfn);
+	if (READ_ONCE(folio->mapping) != tag)
+		goto gone;
+
+	for (;;) {
+		if (folio_try_get(folio))
+			break;
+		if (!folio_test_swapcache(folio))
+			goto gone;
+		cpu_relax();
+	}
+
+	if (lock)
+		folio_lock(folio);
+	if (READ_ONCE(folio->mapping) == tag)
+		return folio;
+	if (lock)
+		folio_unlock(folio);
+	folio_put(folio);
+
+gone:
+	/* Order the ->mapping reads before ->kpfn: see folio_migrate_ksm(). */
+	smp_rmb();
+	if (READ_ONCE(node->kpfn) != pfn)
+		goto retry;
+	node_free(node);
+	return NULL;
+}
+
+static void stable_grow(void)
+{
+	unsigned int bits = ksm_stable.bits + 2;
+	struct hlist_head *nb;
+	struct hlist_node *tmp;
+	struct ksm_node *node;
+	unsigned long i;
+
+	if (bits > KSM_TABLE_MAX_BITS)
+		return;
+	nb = kvcalloc(1UL << bits, sizeof(*nb), GFP_KERNEL | __GFP_NOWARN);
+	if (!nb)
+		return;
+	for (i = 0; i < (1UL << ksm_stable.bits); i++) {
+		hlist_for_each_entry_safe(node, tmp, &ksm_stable.bucket[i],
+					  hnode) {
+			hlist_del(&node->hnode);
+			hlist_add_head(&node->hnode,
+				       &nb[key_slot(node->key, bits)]);
+		}
+	}
+	kvfree(ksm_stable.bucket);
+	ksm_stable.bucket = nb;
+	ksm_stable.bits = bits;
+}
+
+static void stable_insert(struct ksm_node *node)
+{
+	if (ksm_stable.count >= (2UL << ksm_stable.bits))
+		stable_grow();
+	hlist_add_head(&node->hnode,
+		       &ksm_stable.bucket[key_slot(node->key, ksm_stable.bits)]);
+	ksm_stable.count++;
+}
+
+/* Add @item as a mapping of @node; its KSM page is locked. */
+static int node_add_item(struct ksm_node *node, struct ksm_item *item,
+			 struct anon_vma *anon_vma)
+{
+	if (node->nr_maps == node->max_maps) {
+		unsigned int n = max(4U, node->max_maps * 2);
+		struct ksm_item **maps;
+
+		maps = krealloc_array(node->maps, n, sizeof(*maps), GFP_KERNEL);
+		if (!maps)
+			return -ENOMEM;
+		node->maps = maps;
+		node->max_maps = n;
+	}
+	node->maps[node->nr_maps++] = item;
+	item->anon_vma = anon_vma;
+	item->node = node;
+	item->addr |= KI_STABLE;
+	item_set_age(item, 0);
+	item_set_skips(item, 0);
+
+	if (node->nr_maps == 1)
+		ksm_pages_shared++;
+	else
+		ksm_pages_sharing++;
+	item->owner->mm->ksm_merging_pages++;
+	return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Unstable index                                                      */
+/* ------------------------------------------------------------------ */
+
+static void unstable_grow(void)
+{
+	unsigned int bits = ksm_unstable.bits + 2;
+	struct ksm_item **nb, *item, *next;
+	unsigned long i, slot;
+
+	if (bits > KSM_TABLE_MAX_BITS)
+		return;
+	nb = kvcalloc(1UL << bits, sizeof(*nb), GFP_KERNEL | __GFP_NOWARN);
+	if (!nb)
+		return;
+	for (i = 0; i < (1UL << ksm_unstable.bits); i++) {
+		for (item = ksm_unstable.bucket[i]; item; item = next) {
+			next = item->next;
+			slot = key_slot(item->key, bits);
+			item->next = nb[slot];
+			nb[slot] = item;
+		}
+	}
+	kvfree(ksm_unstable.bucket);
+	ksm_unstable.bucket = nb;
+	ksm_unstable.bits = bits;
+}
+
+static void unstable_insert(struct ksm_item *item, struct ksm_key key)
+{
+	unsigned long slot;
+
+	if (ksm_unstable.count >= (2UL << ksm_unstable.bits))
+		unstable_grow();
+	slot = key_slot(key, ksm_unstable.bits);
+	item->key = key;
+	item->next = ksm_unstable.bucket[slot];
+	ksm_unstable.bucket[slot] = item;
+	item->addr = (item->addr & ~KI_PARITY) | KI_UNSTABLE | pass_parity();
+	ksm_unstable.count++;
+	ksm_pages_unshared++;
+}
+
+static void unstable_remove(struct ksm_item *item)
+{
+	struct ksm_item **pp;
+
+	/* Entries of the previous pass were dropped with its index. */
+	if ((item->addr & KI_PARITY) == pass_parity()) {
+		pp = &ksm_unstable.bucket[key_slot(item->key,
+						   ksm_unstable.bits)];
+		while (*pp && *pp != item)
+			pp = &(*pp)->next;
+		if (!WARN_ON_ONCE(!*pp)) {
+			*pp = item->next;
+			ksm_unstable.count--;
+		}
+	}
+	item->addr &= ~(KI_UNSTABLE | KI_PARITY);
+	ksm_pages_unshared--;
+}
+
+/* A pass ended: start an empty unstable index for the next one. */
+static void unstable_reset(void)
+{
+	memset(ksm_unstable.bucket, 0,
+	       sizeof(*ksm_unstable.bucket) << ksm_unstable.bits);
+	ksm_unstable.count = 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Items                                                               */
+/* ------------------------------------------------------------------ */
+
+/* Take @item out of whichever index it is in. */
+static void item_unlink(struct ksm_item *item)
+{
+	if (item->addr & KI_STABLE) {
+		struct ksm_node *node = item->node;
+		struct folio *folio;
+		unsigned int i;
+
+		folio = node_folio(node, true);
+		if (!folio)
+			return;		/* node_free() reset the item */
+
+		for (i = 0; i < node->nr_maps; i++) {
+			if (node->maps[i] == item) {
+				node->maps[i] = node->maps[--node->nr_maps];
+				break;
+			}
+		}
+		folio_unlock(folio);
+		folio_put(folio);
+
+		if (node->nr_maps)
+			ksm_pages_sharing--;
+		else
+			ksm_pages_shared--;
+		item->owner->mm->ksm_merging_pages--;
+		put_anon_vma(item->anon_vma);
+		item->anon_vma = NULL;
+		item->node = NULL;
+		item->addr &= ~KI_STABLE;
+	} else if (item->addr & KI_UNSTABLE) {
+		unstable_remove(item);
+	}
+}
+
+static struct ksm_item *item_get(struct ksm_mm *slot, unsigned long addr)
+{
+	unsigned long index = addr >> PAGE_SHIFT;
+	struct ksm_item *item;
+
+	item = xa_load(&slot->items, index);
+	if (item)
+		return item;
+
+	item = kmem_cache_zalloc(ksm_item_cache, GFP_KERNEL | __GFP_NOWARN);
+	if (!item)
+		return NULL;
+	item->addr = addr;
+	item->owner = slot;
+	if (xa_err(xa_store(&slot->items, index, item, GFP_KERNEL))) {
+		kmem_cache_free(ksm_item_cache, item);
+		return NULL;
+	}
+	ksm_nr_items++;
+	slot->mm->ksm_rmap_items++;
+	return item;
+}
+
+/* Free the items of @slot for addresses in [@start, @end). */
+static void items_drop(struct ksm_mm *slot, unsigned long start,
+		       unsigned long end)
+{
+	struct ksm_item *item;
+	unsigned long index;
+
+	if (start >= end)
+		return;
+	xa_for_each_range(&slot->items, index, item, start >> PAGE_SHIFT,
+			  (end - 1) >> PAGE_SHIFT) {
+		xa_erase(&slot->items, index);
+		item_unlink(item);
+		kmem_cache_free(ksm_item_cache, item);
+		ksm_nr_items--;
+		slot->mm->ksm_rmap_items--;
+		cond_resched();
+	}
+}
+
+/* ------------------------------------------------------------------ */
+/* Merging                                                             */
+/* ------------------------------------------------------------------ */
+
+/* Pages ksmd looks at: anonymous (KSM included), not device memory. */
+static bool ksm_candidate(struct page *page)
+{
+	struct folio *folio = page_folio(page);
+
+	return !folio_is_zone_device(folio) && folio_test_anon(folio);
+}
+
+/* Get the anon page mapped at @item's address now, with a reference. */
+static struct page *item_current_page(struct ksm_item *item)
+{
+	struct mm_struct *mm = item->owner->mm;
+	unsigned long addr = item_address(item);
+	struct vm_area_struct *vma;
+	struct page *page = NULL;
+	struct folio_walk fw;
+	struct folio *folio;
+
+	if (!mmget_not_zero(mm))
+		return NULL;
+	mmap_read_lock(mm);
+	vma = mergeable_vma_at(mm, addr);
+	folio = vma ? folio_walk_start(&fw, vma, addr, 0) : NULL;
+	if (folio) {
+		if (ksm_candidate(fw.page)) {
+			page = fw.page;
+			folio_get(folio);
+		}
+		folio_walk_end(&fw, vma);
+	}
+	if (page) {
+		/* Cache-aliasing architectures: see the user's writes. */
+		flush_anon_page(vma, page, addr);
+		flush_dcache_page(page);
+	}
+	mmap_read_unlock(mm);
+	mmput(mm);
+	return page;
+}
+
+/*
+ * Make @item's address map @kpage instead of @page, @page being what the
+ * caller found there (and holds a reference on).  With @kpage NULL, turn
+ * @page itself into a KSM page (without a node yet); with @kpage == @page
+ * the page is a KSM page already (inherited over fork), and only the
+ * anon_vma is looked up.  On success, *@avp (if given) receives a
+ * reference on the anon_vma of the VMA.
+ */
+static int map_ksm_page(struct ksm_item *item, struct page *page,
+			struct page *kpage, struct anon_vma **avp)
+{
+	struct mm_struct *mm = item->owner->mm;
+	struct vm_area_struct *vma;
+	struct folio *folio;
+	int err = -EFAULT;
+	pte_t pte;
+
+	if (!mmget_not_zero(mm))
+		return -EFAULT;
+	mmap_read_lock(mm);
+	vma = mergeable_vma_at(mm, item_address(item));
+	if (!vma)
+		goto out;
+	if (page == kpage)
+		goto done;
+
+	folio = page_folio(page);
+	if (!folio_test_anon(folio) || folio_test_ksm(folio))
+		goto out;
+	/* Never wait for a page lock: come back to this page next pass. */
+	if (!folio_trylock(folio))
+		goto out;
+	if (folio_test_large(folio)) {
+		if (split_huge_page(page)) {
+			unlock_page(page);
+			goto out;
+		}
+		folio = page_folio(page);
+	}
+
+	err = folio_wrprotect_one(folio, vma, &pte);
+	if (!err) {
+		if (!kpage) {
+			/* Read-only and verified unpinned: now a KSM page. */
+			folio_set_ksm_node(folio, NULL);
+			folio_mark_accessed(folio);
+			/* Reclaim must write it to swap, not drop it. */
+			if (!folio_test_dirty(folio))
+				folio_set_dirty(folio);
+		} else if (memcmp_pages(page, kpage)) {
+			err = -EFAULT;
+		} else {
+			err = replace_anon_page_pte(vma, page, kpage, pte);
+		}
+	}
+	folio_unlock(folio);
+	if (err)
+		goto out;
+done:
+	err = 0;
+	if (avp) {
+		*avp = vma->anon_vma;
+		get_anon_vma(*avp);
+	}
+out:
+	mmap_read_unlock(mm);
+	mmput(mm);
+	return err;
+}
+
+/* Replace a zero-filled page by the shared zero page. */
+static bool merge_with_zero_page(struct ksm_item *item, struct page *page)
+{
+	struct mm_struct *mm = item->owner->mm;
+
+	if (map_ksm_page(item, page, ZERO_PAGE(item_address(item)), NULL))
+		return false;
+	atomic_long_inc(&mm->ksm_zero_pages);
+	atomic_long_inc(&ksm_zero_pages);
+	return true;
+}
+
+/*
+ * Look up the stable index for a KSM page with @page's content that can
+ * take one more mapping.  If the content is there but every copy is full,
+ * return NULL and point *@full at one of the copies.
+ */
+static struct folio *stable_find(struct page *page, struct ksm_key key,
+				 struct ksm_node **full)
+{
+	int nid = page_to_nid(page);
+	struct hlist_node *tmp;
+	struct ksm_node *node, *dup;
+	struct folio *kfolio, *dfolio;
+	struct hlist_head *head;
+
+	*full = NULL;
+	head = &ksm_stable.bucket[key_slot(key, ksm_stable.bits)];
+	hlist_for_each_entry_safe(node, tmp, head, hnode) {
+		if (!key_equal(node->key, key))
+			continue;
+		kfolio = node_folio(node, false);
+		if (!kfolio)
+			continue;
+		if ((!ksm_across_nodes && folio_nid(kfolio) != nid) ||
+		    memcmp_pages(page, &kfolio->page)) {
+			folio_put(kfolio);
+			continue;
+		}
+		if (node->nr_maps < ksm_max_sharing)
+			return kfolio;
+		folio_put(kfolio);
+
+		/* Same content, but full: try the other copies. */
+		list_for_each_entry(dup, &node->dups, dups) {
+			if (dup->nr_maps >= ksm_max_sharing)
+				continue;
+			/* A stale dup cannot be freed inside this loop. */
+			dfolio = pfn_folio(READ_ONCE(dup->kpfn));
+			if (!folio_try_get(dfolio))
+				continue;
+			if (folio_ksm_node(dfolio) == dup &&
+			    (ksm_across_nodes || folio_nid(dfolio) == nid))
+				return dfolio;
+			folio_put(dfolio);
+		}
+		*full = node;
+		return NULL;
+	}
+	return NULL;
+}
+
+/* Merge @page into the existing KSM page @kfolio. */
+static bool merge_with_stable(struct ksm_item *item, struct page *page,
+			      struct folio *kfolio)
+{
+	struct anon_vma *av;
+	struct ksm_node *node;
+	int err;
+
+	if (map_ksm_page(item, page, &kfolio->page, &av))
+		return false;
+
+	folio_lock(kfolio);
+	node = folio_ksm_node(kfolio);
+	err = node ? node_add_item(node, item, av) : -EFAULT;
+	folio_unlock(kfolio);
+	if (err) {
+		put_anon_vma(av);
+		unshare_item(item);
+		return false;
+	}
+	return true;
+}
+
+/*
+ * Find in the unstable index another page with @page's content, and
+ * return its item with a reference on that page in *@opage.
+ */
+static struct ksm_item *unstable_find(struct ksm_item *item,
+				      struct page *page, struct ksm_key key,
+				      struct page **opage)
+{
+	unsigned long slot = key_slot(key, ksm_unstable.bits);
+	struct ksm_item *other;
+	struct page *op;
+
+	for (other = ksm_unstable.bucket[slot]; other; other = other->next) {
+		if (other == item || !key_equal(other->key, key))
+			continue;
+		op = item_current_page(other);
+		if (!op)
+			continue;
+		if (op == page || folio_test_ksm(page_folio(op)) ||
+		    (!ksm_across_nodes && page_to_nid(op) != page_to_nid(page)) ||
+		    memcmp_pages(page, op)) {
+			put_page(op);
+			continue;
+		}
+		*opage = op;
+		return other;
+	}
+	return NULL;
+}
+
+/*
+ * Merge two ordinary pages with (so far) equal content: @page becomes a
+ * KSM page in place, then @opage is write-protected and compared with it
+ * while both are read-only, and replaced.  @group, if not NULL, is a full
+ * KSM page with this content, which the new one joins as a duplicate.
+ */
+static bool merge_pair(struct ksm_item *item, struct page *page,
+		       struct ksm_item *other, struct page *opage,
+		       struct ksm_key key, struct ksm_node *group)
+{
+	struct anon_vma *av1, *av2;
+	struct folio *kfolio, *gfolio;
+	struct ksm_node *node;
+
+	node = kmem_cache_zalloc(ksm_node_cache, GFP_KERNEL | __GFP_NOWARN);
+	if (!node)
+		return false;
+	INIT_LIST_HEAD(&node->dups);
+	node->key = key;
+
+	if (map_ksm_page(item, page, NULL, &av1))
+		goto free_node;
+	if (map_ksm_page(other, opage, page, &av2)) {
+		put_anon_vma(av1);
+		unshare_item(item);
+		goto free_node;
+	}
+
+	/* Both mappings are in place; keep the other out of the index. */
+	unstable_remove(other);
+
+	kfolio = page_folio(page);
+	folio_lock(kfolio);
+	node->kpfn = folio_pfn(kfolio);
+	folio_set_ksm_node(kfolio, node);
+	stable_insert(node);
+	if (node_add_item(node, item, av1)) {
+		put_anon_vma(av1);
+		folio_unlock(kfolio);
+		unshare_item(item);
+		folio_lock(kfolio);
+	}
+	if (node_add_item(node, other, av2)) {
+		put_anon_vma(av2);
+		folio_unlock(kfolio);
+		unshare_item(other);
+		folio_lock(kfolio);
+	}
+	folio_unlock(kfolio);
+
+	/* Link to the full copies, if it still has their content. */
+	if (group && group != node) {
+		gfolio = node_folio(group, false);
+		if (gfolio) {
+			if (!memcmp_pages(&gfolio->page, page))
+				chain_join(node, group);
+			folio_put(gfolio);
+		}
+	}
+	return true;
+
+free_node:
+	kmem_cache_free(ksm_node_cache, node);
+	return false;
+}
+
+/* Back-off of smart scan: passes to skip after @age idle passes. */
+static unsigned int skip_backoff(unsigned int age)
+{
+	/* Ages 0-3: 1 pass, 4-5: 2 passes, 6-8: 4 passes, older: 8. */
+	static const u8 passes[] = { 1, 1, 1, 1, 2, 2, 4, 4, 4 };
+
+	return age < ARRAY_SIZE(passes) ? passes[age] : 8;
+}
+
+/*
+ * Smart scan: a page that failed to merge in several passes in a row is
+ * looked at less and less often, the back-off growing with its age.
+ */
+static bool smart_skip(struct ksm_item *item, struct page *page)
+{
+	unsigned int age, skips;
+
+	if (!ksm_smart_scan || PageKsm(page))
+		return false;
+
+	age = item_age(item);
+	if (age < KI_AGE_MAX)
+		item_set_age(item, age + 1);
+	if (age < 3)
+		return false;
+
+	skips = item_skips(item);
+	if (!skips) {
+		item_set_skips(item, skip_backoff(age));
+		return false;
+	}
+	item_set_skips(item, skips - 1);
+	ksm_pages_skipped++;
+	item_unlink(item);
+	return true;
+}
+
+/* Try to merge the page ksmd found at @item's address. */
+static void ksm_merge_page(struct ksm_item *item, struct page *page)
+{
+	struct folio *folio = page_folio(page);
+	struct ksm_node *node = NULL, *full;
+	struct ksm_item *other;
+	struct folio *kfolio;
+	struct page *opage;
+	struct ksm_key key;
+
+	if (folio_test_ksm(folio)) {
+		node = folio_ksm_node(folio);
+		if ((item->addr & KI_STABLE) && item->node == node)
+			return;		/* still merged where we left it */
+	}
+	item_unlink(item);
+
+	if (node) {
+		/* A KSM page arrived here by fork(): take note of it. */
+		kfolio = node_folio(node, false);
+		if (kfolio) {
+			if (kfolio == folio)
+				merge_with_stable(item, page, kfolio);
+			folio_put(kfolio);
+		}
+		return;
+	}
+	if (folio_test_ksm(folio))
+		return;		/* being set up: leave it alone */
+
+	key.hash = page_content_hash(page);
+	key.domain = item_domain(item);
+
+	if (ksm_use_zero_pages && key.hash == ksm_zero_hash &&
+	    merge_with_zero_page(item, page))
+		return;
+
+	kfolio = stable_find(page, key, &full);
+	if (kfolio) {
+		bool merged = merge_with_stable(item, page, kfolio);
+
+		folio_put(kfolio);
+		if (merged)
+			return;
+	}
+
+	other = unstable_find(item, page, key, &opage);
+	if (other) {
+		bool merged = merge_pair(item, page, other, opage, key, full);
+
+		put_page(opage);
+		if (merged)
+			return;
+	}
+	unstable_insert(item, key);
+}
+
+/* ------------------------------------------------------------------ */
+/* The scanner                                                         */
+/* ------------------------------------------------------------------ */
+
+struct ksm_found {
+	struct page *page;
+	unsigned long addr;
+};
+
+/* Page-walk callback: stop at the first anonymous page in this PMD. */
+static int ksm_find_in_pmd(pmd_t *pmdp, unsigned long addr,
+			   unsigned long end, struct mm_walk *walk)
+{
+	struct ksm_found *found = walk->private;
+	struct vm_area_struct *vma = walk->vma;
+	struct page *page = NULL;
+	pte_t *start, *ptep;
+	spinlock_t *ptl;	/* page table lock */
+	pmd_t pmd;
+
+	cond_resched();
+	pmd = pmdp_get_lockless(pmdp);
+	if (!pmd_present(pmd))
+		return 0;
+
+	if (IS_ENABLED(CONFIG_TRANSPARENT_HUGEPAGE) && pmd_leaf(pmd)) {
+		ptl = pmd_lock(walk->mm, pmdp);
+		pmd = pmdp_get(pmdp);
+		if (pmd_present(pmd) && pmd_leaf(pmd)) {
+			page = vm_normal_page_pmd(vma, addr, pmd);
+			if (page && ksm_candidate(page)) {
+				page += (addr & ~PMD_MASK) >> PAGE_SHIFT;
+				folio_get(page_folio(page));
+			} else {
+				page = NULL;
+			}
+			spin_unlock(ptl);
+			goto out;
+		}
+		spin_unlock(ptl);
+	}
+
+	start = pte_offset_map_lock(walk->mm, pmdp, addr, &ptl);
+	if (!start)
+		return 0;
+	for (ptep = start; addr < end; ptep++, addr += PAGE_SIZE) {
+		pte_t pte = ptep_get(ptep);
+
+		if (!pte_present(pte))
+			continue;
+		page = vm_normal_page(vma, addr, pte);
+		if (page && ksm_candidate(page)) {
+			folio_get(page_folio(page));
+			break;
+		}
+		page = NULL;
+	}
+	pte_unmap_unlock(start, ptl);
+out:
+	if (!page)
+		return 0;
+	found->page = page;
+	found->addr = addr;
+	return 1;
+}
+
+static const struct mm_walk_ops ksm_find_ops = {
+	.pmd_entry = ksm_find_in_pmd,
+	.walk_lock = PGWALK_RDLOCK,
+};
+
+static struct ksm_mm *slot_lookup(struct mm_struct *mm)
+{
+	struct ksm_mm *slot;
+
+	hash_for_each_possible(ksm_mm_hash, slot, hash, (unsigned long)mm)
+		if (slot->mm == mm)
+			return slot;
+	return NULL;
+}
+
+/*
+ * Move the cursor past @slot; forget @slot too if its mm has exited.
+ * Returns true when this ended a pass.
+ */
+static bool cursor_advance(struct ksm_mm *slot)
+{
+	struct ksm_mm *reap = NULL;
+	bool pass_done = false;
+
+	spin_lock(&ksm_list_lock);
+	if (list_is_last(&slot->link, &ksm_mm_list)) {
+		ksm_cursor.slot = NULL;
+		pass_done = true;
+	} else {
+		ksm_cursor.slot = list_next_entry(slot, link);
+	}
+	ksm_cursor.addr = 0;
+	if (mm_exiting(slot->mm) && xa_empty(&slot->items)) {
+		hash_del(&slot->hash);
+		list_del(&slot->link);
+		reap = slot;
+	}
+	spin_unlock(&ksm_list_lock);
+
+	if (reap) {
+		clear_bit(MMF_VM_MERGEABLE, &reap->mm->flags);
+		mmdrop(reap->mm);
+		xa_destroy(&reap->items);
+		kmem_cache_free(ksm_mm_cache, reap);
+	}
+	if (pass_done) {
+		advisor_pass_ends();
+		unstable_reset();
+		ksm_cursor.pass++;
+		ksm_full_scans++;
+	}
+	return pass_done;
+}
+
+/*
+ * Find the next page to look at, with a reference, and its item.
+ * Returns false at the end of a pass or when there is nothing to scan.
+ */
+static bool ksm_next_page(struct ksm_item **itemp, struct page **pagep)
+{
+	struct vm_area_struct *vma;
+	struct ksm_found found;
+	struct ksm_item *item;
+	struct mm_struct *mm;
+	struct ksm_mm *slot;
+
+next_mm:
+	if (!ksm_cursor.slot) {
+		if (list_empty_careful(&ksm_mm_list))
+			return false;
+		/*
+		 * Pages sitting in per-CPU LRU batches hold an extra
+		 * reference, which folio_wrprotect_one() would take for a
+		 * pin: flush the batches once per pass.
+		 */
+		lru_add_drain_all();
+		advisor_pass_begins();
+	}
+
+	spin_lock(&ksm_list_lock);
+	if (!ksm_cursor.slot) {
+		if (list_empty(&ksm_mm_list)) {
+			spin_unlock(&ksm_list_lock);
+			return false;
+		}
+		ksm_cursor.slot = list_first_entry(&ksm_mm_list,
+						   struct ksm_mm, link);
+		ksm_cursor.addr = 0;
+	}
+	slot = ksm_cursor.slot;
+	spin_unlock(&ksm_list_lock);
+
+	/* While the cursor is on @slot, __ksm_exit() leaves it to us. */
+	mm = slot->mm;
+	if (!mmget_not_zero(mm)) {
+		items_drop(slot, 0, ULONG_MAX);
+		if (cursor_advance(slot))
+			return false;
+		goto next_mm;
+	}
+
+	mmap_read_lock(mm);
+	{
+		VMA_ITERATOR(vmi, mm, ksm_cursor.addr);
+
+		for_each_vma(vmi, vma) {
+			if (!(vma->vm_flags & VM_MERGEABLE) || !vma->anon_vma)
+				continue;
+			while (!mm_exiting(mm)) {
+				unsigned long from = max(ksm_cursor.addr,
+							 vma->vm_start);
+
+				if (from >= vma->vm_end)
+					break;
+				found.page = NULL;
+				if (walk_page_range_vma(vma, from, vma->vm_end,
+							&ksm_find_ops,
+							&found) <= 0 ||
+				    !found.page) {
+					break;
+				}
+				items_drop(slot, ksm_cursor.addr, found.addr);
+				ksm_cursor.addr = found.addr + PAGE_SIZE;
+
+				item = item_get(slot, found.addr);
+				if (!item || smart_skip(item, found.page)) {
+					put_page(found.page);
+					continue;
+				}
+				mmap_read_unlock(mm);
+				mmput(mm);
+				*itemp = item;
+				*pagep = found.page;
+				return true;
+			}
+			if (mm_exiting(mm))
+				break;
+			items_drop(slot, ksm_cursor.addr, vma->vm_end);
+			ksm_cursor.addr = vma->vm_end;
+		}
+	}
+	/* Nothing more in this mm: forget what lies beyond the cursor. */
+	items_drop(slot, ksm_cursor.addr, ULONG_MAX);
+	mmap_read_unlock(mm);
+	mmput(mm);
+
+	if (cursor_advance(slot))
+		return false;
+	goto next_mm;
+}
+
+/*
+ * Every stable_node_chains_prune_millisecs, look at the KSM pages that
+ * are in chains or have no items left, and free the nodes of those that
+ * are gone: nothing else would look them up, and they would keep the
+ * chain counters up.
+ */
+static void stable_prune(void)
+{
+	static unsigned long last;
+	struct hlist_node *tmp;
+	struct ksm_node *node;
+	struct folio *folio;
+	unsigned long i;
+
+	if (time_before(jiffies, last +
+			msecs_to_jiffies(READ_ONCE(ksm_chain_prune_ms))))
+		return;
+	last = jiffies;
+
+	for (i = 0; i < (1UL << ksm_stable.bits); i++) {
+		hlist_for_each_entry_safe(node, tmp, &ksm_stable.bucket[i],
+					  hnode) {
+			if (node->nr_maps && list_empty(&node->dups))
+				continue;
+			folio = node_folio(node, false);
+			if (folio)
+				folio_put(folio);
+		}
+		cond_resched();
+	}
+}
+
+static void ksm_scan_batch(unsigned int budget)
+{
+	struct ksm_item *item;
+	struct page *page;
+
+	stable_prune();
+	while (budget--) {
+		cond_resched();
+		if (unlikely(freezing(current)))
+			return;
+		if (!ksm_next_page(&item, &page))
+			return;
+		ksm_merge_page(item, page);
+		put_page(page);
+		ksm_pages_scanned++;
+	}
+}
+
+static bool ksmd_has_work(void)
+{
+	return (READ_ONCE(ksm_run) & KSM_RUN_MERGE) &&
+	       !list_empty_careful(&ksm_mm_list);
+}
+
+/* A changed sleep_millisecs cuts the current nap short. */
+static bool ksmd_nap_over(unsigned int ms)
+{
+	return ms != READ_ONCE(ksm_sleep_ms) || kthread_should_stop();
+}
+
+static bool ksmd_wake_up(void)
+{
+	return ksmd_has_work() || kthread_should_stop();
+}
+
+static int ksmd_fn(void *unused)
+{
+	unsigned int ms;
+
+	set_freezable();
+	set_user_nice(current, 5);
+
+	while (!kthread_should_stop()) {
+		mutex_lock(&ksm_mutex);
+		if (ksmd_has_work())
+			ksm_scan_batch(READ_ONCE(ksm_pages_to_scan));
+		mutex_unlock(&ksm_mutex);
+
+		if (ksmd_has_work()) {
+			ms = READ_ONCE(ksm_sleep_ms);
+			wait_event_freezable_timeout(ksm_sleep_wait,
+						     ksmd_nap_over(ms),
+						     msecs_to_jiffies(ms));
+		} else {
+			wait_event_freezable(ksm_thread_wait, ksmd_wake_up());
+		}
+	}
+	return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Hooks called by the rest of mm                                      */
+/* ------------------------------------------------------------------ */
+
+static void vma_make_mergeable(struct vm_area_struct *vma)
+{
+	if (!(vma->vm_flags & VM_MERGEABLE) && vma_mergeable_ok(vma))
+		vm_flags_set(vma, VM_MERGEABLE);
+}
+
+static int vma_make_unmergeable(struct vm_area_struct *vma)
+{
+	int err;
+
+	if (!(vma->vm_flags & VM_MERGEABLE))
+		return 0;
+	if (vma->anon_vma) {
+		err = unshare_ksm_range(vma, vma->vm_start, vma->vm_end, true);
+		if (err)
+			return err;
+	}
+	vm_flags_clear(vma, VM_MERGEABLE);
+	return 0;
+}
+
+/**
+ * ksm_add_vma - Mark a new VMA mergeable if its process asked for it.
+ * @vma: The VMA being created.
+ *
+ * With PR_SET_MEMORY_MERGE in effect, every compatible VMA of the process
+ * is mergeable, including the ones created later.
+ */
+void ksm_add_vma(struct vm_area_struct *vma)
+{
+	struct mm_struct *mm = vma->vm_mm;
+
+	if (!test_bit(MMF_VM_MERGE_ANY, &mm->flags))
+		return;
+	vma_make_mergeable(vma);
+	/* ksmd may have dropped an mm it found without any work. */
+	if (!test_bit(MMF_VM_MERGEABLE, &mm->flags))
+		__ksm_enter(mm);
+}
+
+/**
+ * ksm_enable_merge_any - Merge all compatible VMAs of @mm (PR_SET_MEMORY_MERGE).
+ * @mm: The mm, with its mmap lock held for writing.
+ *
+ * Return: 0 or -ENOMEM.
+ */
+int ksm_enable_merge_any(struct mm_struct *mm)
+{
+	struct vm_area_struct *vma;
+
+	VMA_ITERATOR(vmi, mm, 0);
+	int err;
+
+	if (test_bit(MMF_VM_MERGE_ANY, &mm->flags))
+		return 0;
+	if (!test_bit(MMF_VM_MERGEABLE, &mm->flags)) {
+		err = __ksm_enter(mm);
+		if (err)
+			return err;
+	}
+	set_bit(MMF_VM_MERGE_ANY, &mm->flags);
+	for_each_vma(vmi, vma)
+		vma_make_mergeable(vma);
+	return 0;
+}
+
+static int ksm_unmerge_all_vmas(struct mm_struct *mm)
+{
+	struct vm_area_struct *vma;
+
+	VMA_ITERATOR(vmi, mm, 0);
+	int err;
+
+	for_each_vma(vmi, vma) {
+		err = vma_make_unmergeable(vma);
+		if (err)
+			return err;
+	}
+	return 0;
+}
+
+/**
+ * ksm_disable_merge_any - Undo ksm_enable_merge_any().
+ * @mm: The mm, with its mmap lock held for writing.
+ *
+ * Every KSM page of every VMA is unshared and the VMAs lose VM_MERGEABLE,
+ * as MADV_UNMERGEABLE would do.  If that fails, all compatible VMAs are
+ * left mergeable as before.
+ *
+ * Return: 0, -ENOMEM, or -ERESTARTSYS if a signal is pending.
+ */
+int ksm_disable_merge_any(struct mm_struct *mm)
+{
+	struct vm_area_struct *vma;
+	int err;
+
+	if (!test_bit(MMF_VM_MERGE_ANY, &mm->flags))
+		return 0;
+	err = ksm_unmerge_all_vmas(mm);
+	if (err) {
+		VMA_ITERATOR(vmi, mm, 0);
+
+		for_each_vma(vmi, vma)
+			vma_make_mergeable(vma);
+		return err;
+	}
+	clear_bit(MMF_VM_MERGE_ANY, &mm->flags);
+	return 0;
+}
+
+/**
+ * ksm_disable - Stop all merging in @mm and unshare its KSM pages.
+ * @mm: The mm, with its mmap lock held for writing.
+ *
+ * Return: 0 or a negative error from unsharing.
+ */
+int ksm_disable(struct mm_struct *mm)
+{
+	mmap_assert_write_locked(mm);
+
+	/* Without registration there cannot be any KSM page. */
+	if (!test_bit(MMF_VM_MERGEABLE, &mm->flags))
+		return 0;
+	return test_bit(MMF_VM_MERGE_ANY, &mm->flags) ?
+		ksm_disable_merge_any(mm) : ksm_unmerge_all_vmas(mm);
+}
+
+/**
+ * ksm_madvise - Handle MADV_MERGEABLE and MADV_UNMERGEABLE for one VMA.
+ * @vma: The VMA.
+ * @start: Start of the range within @vma.
+ * @end: End of the range within @vma.
+ * @advice: MADV_MERGEABLE or MADV_UNMERGEABLE.
+ * @vm_flags: The flags @vma will get; updated here.
+ *
+ * Advice for VMAs KSM cannot handle is ignored.  Unmerging unshares every
+ * KSM page of the range before VM_MERGEABLE is dropped.
+ *
+ * Return: 0, -ENOMEM, or -ERESTARTSYS if a signal is pending.
+ */
+int ksm_madvise(struct vm_area_struct *vma, unsigned long start,
+		unsigned long end, int advice, unsigned long *vm_flags)
+{
+	struct mm_struct *mm = vma->vm_mm;
+	int err = 0;
+
+	if (advice == MADV_MERGEABLE) {
+		if ((vma->vm_flags & VM_MERGEABLE) || !vma_mergeable_ok(vma))
+			return 0;
+		if (!test_bit(MMF_VM_MERGEABLE, &mm->flags)) {
+			err = __ksm_enter(mm);
+			if (err)
+				return err;
+		}
+		*vm_flags |= VM_MERGEABLE;
+	} else if (advice == MADV_UNMERGEABLE) {
+		if (!(*vm_flags & VM_MERGEABLE))
+			return 0;
+		if (vma->anon_vma) {
+			err = unshare_ksm_range(vma, start, end, true);
+			if (err)
+				return err;
+		}
+		*vm_flags &= ~VM_MERGEABLE;
+	}
+	return 0;
+}
+EXPORT_SYMBOL_GPL(ksm_madvise);
+
+/**
+ * __ksm_enter - Register @mm with ksmd.
+ * @mm: The mm.
+ *
+ * The mm goes on the scan list just behind the cursor, so that ksmd
+ * reaches it only after a while (a fork is often followed by exec).
+ * While everything is being unmerged it goes to the end, so that the
+ * unmerging pass sees it.
+ *
+ * Return: 0 or -ENOMEM.
+ */
+int __ksm_enter(struct mm_struct *mm)
+{
+	struct ksm_mm *slot;
+	bool wake;
+
+	slot = kmem_cache_zalloc(ksm_mm_cache, GFP_KERNEL);
+	if (!slot)
+		return -ENOMEM;
+	slot->mm = mm;
+	xa_init(&slot->items);
+
+	spin_lock(&ksm_list_lock);
+	wake = list_empty(&ksm_mm_list);
+	hash_add(ksm_mm_hash, &slot->hash, (unsigned long)mm);
+	if (ksm_cursor.slot && !(ksm_run & KSM_RUN_UNMERGE))
+		list_add_tail(&slot->link, &ksm_cursor.slot->link);
+	else
+		list_add_tail(&slot->link, &ksm_mm_list);
+	set_bit(MMF_VM_MERGEABLE, &mm->flags);
+	mmgrab(mm);
+	spin_unlock(&ksm_list_lock);
+
+	if (wake)
+		wake_up_interruptible(&ksm_thread_wait);
+	return 0;
+}
+
+/**
+ * __ksm_exit - Unregister an exiting @mm.
+ * @mm: The mm; its users count is zero, or it never ran (failed exec).
+ *
+ * If ksmd has no items for @mm and is not positioned on it, the slot is
+ * freed here.  Otherwise ksmd is left to free the items and the slot: it
+ * only touches an mm after mmget_not_zero(), so it will not walk @mm's
+ * page tables once they are being torn down.
+ */
+void __ksm_exit(struct mm_struct *mm)
+{
+	struct ksm_mm *slot;
+	bool free_now = false;
+
+	spin_lock(&ksm_list_lock);
+	slot = slot_lookup(mm);
+	if (slot && slot != ksm_cursor.slot) {
+		if (xa_empty(&slot->items)) {
+			hash_del(&slot->hash);
+			list_del(&slot->link);
+			free_now = true;
+		} else if (ksm_cursor.slot) {
+			/* Right after the cursor: ksmd reaps it soon. */
+			list_move(&slot->link, &ksm_cursor.slot->link);
+		}
+	}
+	spin_unlock(&ksm_list_lock);
+
+	if (free_now) {
+		xa_destroy(&slot->items);
+		kmem_cache_free(ksm_mm_cache, slot);
+		clear_bit(MMF_VM_MERGE_ANY, &mm->flags);
+		clear_bit(MMF_VM_MERGEABLE, &mm->flags);
+		mmdrop(mm);
+	}
+}
+
+/**
+ * ksm_fork - Set up KSM state of a child mm after dup_mmap().
+ * @mm: The child mm.
+ * @oldmm: The parent mm.
+ *
+ * The child starts with no items of its own; the KSM zero pages it
+ * inherited through copied PTEs join the global count.  It is registered
+ * with ksmd if the parent was.
+ */
+void ksm_fork(struct mm_struct *mm, struct mm_struct *oldmm)
+{
+	mm->ksm_merging_pages = 0;
+	mm->ksm_rmap_items = 0;
+	atomic_long_add(atomic_long_read(&mm->ksm_zero_pages), &ksm_zero_pages);
+
+	/* Registering the child is best effort. */
+	if (test_bit(MMF_VM_MERGEABLE, &oldmm->flags))
+		__ksm_enter(mm);
+}
+
+/**
+ * ksm_might_need_to_copy - Decide whether a swapped-in page can be mapped.
+ * @folio: The folio swap-in found, locked.
+ * @vma: The VMA it is to be mapped into.
+ * @addr: The address it is to be mapped at.
+ *
+ * A KSM page that lost its node (or while everything is being unmerged),
+ * or an anon page whose index or anon_vma does not fit @vma (it was a KSM
+ * page when it was swapped out, and that is forgotten on swap), must not
+ * be mapped here: it gets copied into a new locked folio.
+ *
+ * Return: @folio, a new folio, NULL on allocation failure, or
+ * ERR_PTR(-EHWPOISON).
+ */
+struct folio *ksm_might_need_to_copy(struct folio *folio,
+				     struct vm_area_struct *vma,
+				     unsigned long addr)
+{
+	struct anon_vma *anon_vma = folio_anon_vma(folio);
+	struct folio *copy;
+
+	if (folio_test_large(folio))
+		return folio;
+
+	if (folio_test_ksm(folio)) {
+		if (folio_ksm_node(folio) && !(ksm_run & KSM_RUN_UNMERGE))
+			return folio;
+	} else if (!anon_vma) {
+		return folio;
+	} else if (folio->index == linear_page_index(vma, addr) &&
+		   anon_vma->root == vma->anon_vma->root) {
+		return folio;
+	}
+
+	if (PageHWPoison(folio_page(folio, 0)))
+		return ERR_PTR(-EHWPOISON);
+	if (!folio_test_uptodate(folio))
+		return folio;	/* do_swap_page() reports the I/O error */
+
+	copy = vma_alloc_folio(GFP_HIGHUSER_MOVABLE, 0, vma, addr, false);
+	if (!copy)
+		return NULL;
+	if (mem_cgroup_charge(copy, vma->vm_mm, GFP_KERNEL)) {
+		folio_put(copy);
+		return NULL;
+	}
+	if (copy_mc_user_highpage(folio_page(copy, 0), folio_page(folio, 0),
+				  addr, vma)) {
+		folio_put(copy);
+		return ERR_PTR(-EHWPOISON);
+	}
+	folio_set_dirty(copy);
+	__folio_mark_uptodate(copy);
+	__folio_set_locked(copy);
+#ifdef CONFIG_SWAP
+	count_vm_event(KSM_SWPIN_COPY);
+#endif
+	return copy;
+}
+
+/**
+ * rmap_walk_ksm - Call @rwc for every mapping of a KSM folio.
+ * @folio: The KSM folio, locked.
+ * @rwc: The walk control.
+ *
+ * Each item of the folio's node names the address and anon_vma of one
+ * mapping.  The first round visits the VMAs of the items' own mms; the
+ * second round visits the other VMAs in those anon_vmas at the same
+ * addresses, i.e. mappings inherited by fork() after ksmd's last visit.
+ */
+void rmap_walk_ksm(struct folio *folio, struct rmap_walk_control *rwc)
+{
+	struct ksm_node *node;
+	unsigned int round, i;
+
+	VM_WARN_ON_ONCE_FOLIO(!folio_test_ksm(folio), folio);
+	VM_WARN_ON_ONCE_FOLIO(!folio_test_locked(folio), folio);
+
+	node = folio_ksm_node(folio);
+	if (!node)
+		return;
+
+	for (round = 0; round < 2; round++) {
+		for (i = 0; i < node->nr_maps; i++) {
+			struct ksm_item *item = node->maps[i];
+			struct anon_vma *av = item->anon_vma;
+			unsigned long addr = item_address(item);
+			struct mm_struct *own = item->owner->mm;
+			struct anon_vma_chain *avc;
+
+			cond_resched();
+			if (!anon_vma_trylock_read(av)) {
+				if (rwc->try_lock) {
+					rwc->contended = true;
+					return;
+				}
+				anon_vma_lock_read(av);
+			}
+			anon_vma_interval_tree_foreach(avc, &av->rb_root, 0,
+						       ULONG_MAX) {
+				struct vm_area_struct *vma = avc->vma;
+
+				cond_resched();
+				if (addr < vma->vm_start || addr >= vma->vm_end)
+					continue;
+				/* Own mm first, then the forked ones. */
+				if (round == 0 && vma->vm_mm != own)
+					continue;
+				if (round == 1 && vma->vm_mm == own)
+					continue;
+				if (rwc->invalid_vma &&
+				    rwc->invalid_vma(vma, rwc->arg))
+					continue;
+				if (!rwc->rmap_one(folio, vma, addr, rwc->arg) ||
+				    (rwc->done && rwc->done(folio))) {
+					anon_vma_unlock_read(av);
+					return;
+				}
+			}
+			anon_vma_unlock_read(av);
+		}
+	}
+}
+
+#ifdef CONFIG_MEMORY_FAILURE
+/* Queue for killing every process with a VMA of @av mapping @addr. */
+static void kill_mappers_of(struct anon_vma *av, unsigned long addr,
+			    struct page *page, struct list_head *to_kill,
+			    int force_early)
+{
+	struct anon_vma_chain *avc;
+	struct task_struct *tsk, *t;
+
+	rcu_read_lock();
+	for_each_process(tsk) {
+		t = task_early_kill(tsk, force_early);
+		if (!t)
+			continue;
+		anon_vma_interval_tree_foreach(avc, &av->rb_root, 0, ULONG_MAX) {
+			struct vm_area_struct *vma = avc->vma;
+
+			if (vma->vm_mm == t->mm && addr >= vma->vm_start &&
+			    addr < vma->vm_end)
+				add_to_kill_ksm(t, page, vma, to_kill, addr);
+		}
+	}
+	rcu_read_unlock();
+}
+
+/**
+ * collect_procs_ksm - Find the processes mapping a poisoned KSM page.
+ * @folio: The KSM folio, locked.
+ * @page: The poisoned page.
+ * @to_kill: List the processes are added to.
+ * @force_early: Kill every process mapping it, not only those that asked.
+ */
+void collect_procs_ksm(struct folio *folio, struct page *page,
+		       struct list_head *to_kill, int force_early)
+{
+	struct ksm_node *node = folio_ksm_node(folio);
+	struct ksm_item *item;
+	unsigned int i;
+
+	for (i = 0; node && i < node->nr_maps; i++) {
+		item = node->maps[i];
+		anon_vma_lock_read(item->anon_vma);
+		kill_mappers_of(item->anon_vma, item_address(item), page,
+				to_kill, force_early);
+		anon_vma_unlock_read(item->anon_vma);
+	}
+}
+#endif /* CONFIG_MEMORY_FAILURE */
+
+#ifdef CONFIG_MIGRATION
+/**
+ * folio_migrate_ksm - Hand the stable node of @folio over to @newfolio.
+ * @newfolio: The new folio, locked, ->mapping already copied.
+ * @folio: The old folio, locked.
+ */
+void folio_migrate_ksm(struct folio *newfolio, struct folio *folio)
+{
+	struct ksm_node *node;
+
+	VM_WARN_ON_ONCE_FOLIO(!folio_test_locked(folio), folio);
+	VM_WARN_ON_ONCE_FOLIO(!folio_test_locked(newfolio), newfolio);
+	VM_WARN_ON_ONCE_FOLIO(newfolio->mapping != folio->mapping, newfolio);
+
+	node = folio_ksm_node(folio);
+	if (!node)
+		return;
+	VM_WARN_ON_ONCE_FOLIO(node->kpfn != folio_pfn(folio), folio);
+	WRITE_ONCE(node->kpfn, folio_pfn(newfolio));
+	/* node_folio() must see the new pfn before the old page goes stale. */
+	smp_wmb();
+	folio_set_ksm_node(folio, NULL);
+}
+#endif
+
+/**
+ * ksm_process_profit - Memory KSM saves for @mm, minus its metadata cost.
+ * @mm: The mm.
+ *
+ * Return: the profit in bytes, possibly negative.
+ */
+long ksm_process_profit(struct mm_struct *mm)
+{
+	return (long)(mm->ksm_merging_pages + mm_ksm_zero_pages(mm)) *
+		PAGE_SIZE - mm->ksm_rmap_items * sizeof(struct ksm_item);
+}
+
+/* ------------------------------------------------------------------ */
+/* Whole-engine resets                                                 */
+/* ------------------------------------------------------------------ */
+
+/* Drop every node whose page is no longer mapped; -EBUSY if some is. */
+static int stable_drop_all(void)
+{
+	struct hlist_node *tmp;
+	struct ksm_node *node;
+	struct folio *folio;
+	unsigned long i;
+	int err = 0;
+
+	for (i = 0; i < (1UL << ksm_stable.bits); i++) {
+		hlist_for_each_entry_safe(node, tmp, &ksm_stable.bucket[i],
+					  hnode) {
+			folio = node_folio(node, true);
+			if (!folio)
+				continue;
+			if (folio_mapped(folio)) {
+				err = -EBUSY;
+			} else {
+				folio_set_ksm_node(folio, NULL);
+				node_free(node);
+			}
+			folio_unlock(folio);
+			folio_put(folio);
+			cond_resched();
+		}
+	}
+	return err;
+}
+
+/* run=2: unshare every KSM page and free all items.  ksm_mutex held. */
+static int ksm_unmerge_everything(void)
+{
+	struct vm_area_struct *vma;
+	struct mm_struct *mm;
+	struct ksm_mm *slot;
+	int err = 0;
+
+	spin_lock(&ksm_list_lock);
+	ksm_cursor.slot = list_first_entry_or_null(&ksm_mm_list,
+						   struct ksm_mm, link);
+	spin_unlock(&ksm_list_lock);
+
+	while ((slot = ksm_cursor.slot)) {
+		mm = slot->mm;
+		if (mmget_not_zero(mm)) {
+			VMA_ITERATOR(vmi, mm, 0);
+
+			mmap_read_lock(mm);
+			for_each_vma(vmi, vma) {
+				if (!(vma->vm_flags & VM_MERGEABLE) ||
+				    !vma->anon_vma)
+					continue;
+				err = unshare_ksm_range(vma, vma->vm_start,
+							vma->vm_end, false);
+				if (err)
+					break;
+			}
+			mmap_read_unlock(mm);
+			mmput(mm);
+			if (err) {
+				spin_lock(&ksm_list_lock);
+				ksm_cursor.slot = NULL;
+				spin_unlock(&ksm_list_lock);
+				return err;
+			}
+		}
+		items_drop(slot, 0, ULONG_MAX);
+		if (cursor_advance(slot))
+			break;
+	}
+
+	stable_drop_all();
+	unstable_reset();
+	ksm_full_scans = 0;
+	return 0;
+}
+
+#ifdef CONFIG_MEMORY_HOTREMOVE
+/* Forget nodes whose (stale) pfn lies in memory that went offline. */
+static int ksm_memory_notify(struct notifier_block *nb, unsigned long action,
+			     void *arg)
+{
+	struct memory_notify *mn = arg;
+	unsigned long start = mn->start_pfn, end = start + mn->nr_pages;
+	struct hlist_node *tmp;
+	struct ksm_node *node;
+	unsigned long i;
+
+	if (action != MEM_OFFLINE)
+		return NOTIFY_OK;
+
+	mutex_lock(&ksm_mutex);
+	for (i = 0; i < (1UL << ksm_stable.bits); i++) {
+		hlist_for_each_entry_safe(node, tmp, &ksm_stable.bucket[i],
+					  hnode) {
+			if (node->kpfn >= start && node->kpfn < end)
+				node_free(node);
+		}
+	}
+	mutex_unlock(&ksm_mutex);
+	return NOTIFY_OK;
+}
+#endif
+
+/* ------------------------------------------------------------------ */
+/* sysfs: /sys/kernel/mm/ksm/                                          */
+/* ------------------------------------------------------------------ */
+
+#ifdef CONFIG_SYSFS
+
+#define KSM_RO(name)							\
+	static struct kobj_attribute name##_attr =			\
+		__ATTR(name, 0444, name##_read, NULL)
+#define KSM_RW(name)							\
+	static struct kobj_attribute name##_attr =			\
+		__ATTR(name, 0644, name##_read, name##_write)
+
+/* Read-only counters that are printed as they are. */
+#define KSM_COUNTER(name, fmt, expr)					\
+static ssize_t name##_read(struct kobject *kobj,			\
+			   struct kobj_attribute *attr, char *buf)	\
+{									\
+	return sysfs_emit(buf, fmt "\n", expr);				\
+}									\
+KSM_RO(name)
+
+KSM_COUNTER(pages_scanned, "%lu", READ_ONCE(ksm_pages_scanned));
+KSM_COUNTER(pages_shared, "%lu", READ_ONCE(ksm_pages_shared));
+KSM_COUNTER(pages_sharing, "%lu", READ_ONCE(ksm_pages_sharing));
+KSM_COUNTER(pages_unshared, "%lu", READ_ONCE(ksm_pages_unshared));
+KSM_COUNTER(pages_skipped, "%lu", READ_ONCE(ksm_pages_skipped));
+KSM_COUNTER(full_scans, "%lu", READ_ONCE(ksm_full_scans));
+KSM_COUNTER(stable_node_chains, "%lu", READ_ONCE(ksm_nr_chains));
+KSM_COUNTER(stable_node_dups, "%lu", READ_ONCE(ksm_nr_dups));
+KSM_COUNTER(ksm_zero_pages, "%ld", atomic_long_read(&ksm_zero_pages));
+
+static ssize_t pages_volatile_read(struct kobject *kobj,
+				   struct kobj_attribute *attr, char *buf)
+{
+	long v = (long)READ_ONCE(ksm_nr_items) -
+		 (long)READ_ONCE(ksm_pages_shared) -
+		 (long)READ_ONCE(ksm_pages_sharing) -
+		 (long)READ_ONCE(ksm_pages_unshared);
+
+	/* Read without the lock, the sum may be off for a moment. */
+	return sysfs_emit(buf, "%ld\n", max(v, 0L));
+}
+
+KSM_RO(pages_volatile);
+
+static ssize_t general_profit_read(struct kobject *kobj,
+				   struct kobj_attribute *attr, char *buf)
+{
+	long saved = (long)READ_ONCE(ksm_pages_sharing) +
+		     atomic_long_read(&ksm_zero_pages);
+
+	return sysfs_emit(buf, "%ld\n", saved * (long)PAGE_SIZE -
+			  (long)(READ_ONCE(ksm_nr_items) *
+				 sizeof(struct ksm_item)));
+}
+
+KSM_RO(general_profit);
+
+static ssize_t run_read(struct kobject *kobj, struct kobj_attribute *attr,
+			char *buf)
+{
+	return sysfs_emit(buf, "%lu\n", READ_ONCE(ksm_run));
+}
+
+static ssize_t run_write(struct kobject *kobj, struct kobj_attribute *attr,
+			 const char *buf, size_t len)
+{
+	unsigned int val;
+	ssize_t ret = len;
+	int err;
+
+	if (kstrtouint(buf, 10, &val) || val > KSM_RUN_UNMERGE)
+		return -EINVAL;
+
+	mutex_lock(&ksm_mutex);
+	if (ksm_run != val) {
+		WRITE_ONCE(ksm_run, val);
+		if (val == KSM_RUN_UNMERGE) {
+			set_current_oom_origin();
+			err = ksm_unmerge_everything();
+			clear_current_oom_origin();
+			if (err) {
+				WRITE_ONCE(ksm_run, KSM_RUN_STOP);
+				ret = err;
+			}
+		}
+	}
+	mutex_unlock(&ksm_mutex);
+
+	if (val == KSM_RUN_MERGE)
+		wake_up_interruptible(&ksm_thread_wait);
+	return ret;
+}
+
+KSM_RW(run);
+
+static ssize_t pages_to_scan_read(struct kobject *kobj,
+				  struct kobj_attribute *attr, char *buf)
+{
+	return sysfs_emit(buf, "%u\n", READ_ONCE(ksm_pages_to_scan));
+}
+
+static ssize_t pages_to_scan_write(struct kobject *kobj,
+				   struct kobj_attribute *attr,
+				   const char *buf, size_t len)
+{
+	unsigned int val;
+
+	/* The advisor owns the value while it is active. */
+	if (ksm_advisor != KSM_ADVISOR_NONE || kstrtouint(buf, 10, &val))
+		return -EINVAL;
+	WRITE_ONCE(ksm_pages_to_scan, val);
+	return len;
+}
+
+KSM_RW(pages_to_scan);
+
+static ssize_t sleep_millisecs_read(struct kobject *kobj,
+				    struct kobj_attribute *attr, char *buf)
+{
+	return sysfs_emit(buf, "%u\n", READ_ONCE(ksm_sleep_ms));
+}
+
+static ssize_t sleep_millisecs_write(struct kobject *kobj,
+				     struct kobj_attribute *attr,
+				     const char *buf, size_t len)
+{
+	unsigned int val;
+
+	if (kstrtouint(buf, 10, &val))
+		return -EINVAL;
+	WRITE_ONCE(ksm_sleep_ms, val);
+	wake_up_interruptible(&ksm_sleep_wait);
+	return len;
+}
+
+KSM_RW(sleep_millisecs);
+
+static ssize_t max_page_sharing_read(struct kobject *kobj,
+				     struct kobj_attribute *attr, char *buf)
+{
+	return sysfs_emit(buf, "%d\n", READ_ONCE(ksm_max_sharing));
+}
+
+static ssize_t max_page_sharing_write(struct kobject *kobj,
+				      struct kobj_attribute *attr,
+				      const char *buf, size_t len)
+{
+	int val, err;
+
+	err = kstrtoint(buf, 10, &val);
+	if (err)
+		return err;
+	/* A fresh KSM page already has two mappings. */
+	if (val < 2)
+		return -EINVAL;
+	if (READ_ONCE(ksm_max_sharing) == val)
+		return len;
+
+	err = 0;
+	mutex_lock(&ksm_mutex);
+	if (ksm_max_sharing != val) {
+		if (ksm_pages_shared || stable_drop_all())
+			err = -EBUSY;
+		else
+			WRITE_ONCE(ksm_max_sharing, val);
+	}
+	mutex_unlock(&ksm_mutex);
+	return err ? err : len;
+}
+
+KSM_RW(max_page_sharing);
+
+#ifdef CONFIG_NUMA
+static ssize_t merge_across_nodes_read(struct kobject *kobj,
+				       struct kobj_attribute *attr, char *buf)
+{
+	return sysfs_emit(buf, "%u\n", READ_ONCE(ksm_across_nodes));
+}
+
+static ssize_t merge_across_nodes_write(struct kobject *kobj,
+					struct kobj_attribute *attr,
+					const char *buf, size_t len)
+{
+	unsigned long val;
+	int err;
+
+	err = kstrtoul(buf, 10, &val);
+	if (err)
+		return err;
+	if (val > 1)
+		return -EINVAL;
+
+	err = 0;
+	mutex_lock(&ksm_mutex);
+	if (ksm_across_nodes != val) {
+		/* KSM pages made under the old rule would break the new. */
+		if (ksm_pages_shared || stable_drop_all())
+			err = -EBUSY;
+		else
+			WRITE_ONCE(ksm_across_nodes, val);
+	}
+	mutex_unlock(&ksm_mutex);
+	return err ? err : len;
+}
+
+KSM_RW(merge_across_nodes);
+#endif
+
+static ssize_t use_zero_pages_read(struct kobject *kobj,
+				   struct kobj_attribute *attr, char *buf)
+{
+	return sysfs_emit(buf, "%u\n", READ_ONCE(ksm_use_zero_pages));
+}
+
+static ssize_t use_zero_pages_write(struct kobject *kobj,
+				    struct kobj_attribute *attr,
+				    const char *buf, size_t len)
+{
+	bool val;
+
+	if (kstrtobool(buf, &val))
+		return -EINVAL;
+	WRITE_ONCE(ksm_use_zero_pages, val);
+	return len;
+}
+
+KSM_RW(use_zero_pages);
+
+static ssize_t stable_node_chains_prune_millisecs_read(struct kobject *kobj,
+						       struct kobj_attribute *attr,
+						       char *buf)
+{
+	return sysfs_emit(buf, "%u\n", READ_ONCE(ksm_chain_prune_ms));
+}
+
+static ssize_t stable_node_chains_prune_millisecs_write(struct kobject *kobj,
+							struct kobj_attribute *attr,
+							const char *buf,
+							size_t len)
+{
+	unsigned int val;
+
+	if (kstrtouint(buf, 10, &val))
+		return -EINVAL;
+	WRITE_ONCE(ksm_chain_prune_ms, val);
+	return len;
+}
+
+KSM_RW(stable_node_chains_prune_millisecs);
+
+static ssize_t smart_scan_read(struct kobject *kobj,
+			       struct kobj_attribute *attr, char *buf)
+{
+	return sysfs_emit(buf, "%u\n", READ_ONCE(ksm_smart_scan));
+}
+
+static ssize_t smart_scan_write(struct kobject *kobj,
+				struct kobj_attribute *attr,
+				const char *buf, size_t len)
+{
+	bool val;
+
+	if (kstrtobool(buf, &val))
+		return -EINVAL;
+	WRITE_ONCE(ksm_smart_scan, val);
+	return len;
+}
+
+KSM_RW(smart_scan);
+
+static ssize_t advisor_mode_read(struct kobject *kobj,
+				 struct kobj_attribute *attr, char *buf)
+{
+	return sysfs_emit(buf, "%s\n", ksm_advisor == KSM_ADVISOR_SCAN_TIME ?
+			  "none [scan-time]" : "[none] scan-time");
+}
+
+static ssize_t advisor_mode_write(struct kobject *kobj,
+				  struct kobj_attribute *attr,
+				  const char *buf, size_t len)
+{
+	enum ksm_advisor_mode mode;
+
+	if (sysfs_streq(buf, "scan-time"))
+		mode = KSM_ADVISOR_SCAN_TIME;
+	else if (sysfs_streq(buf, "none"))
+		mode = KSM_ADVISOR_NONE;
+	else
+		return -EINVAL;
+
+	if (mode != ksm_advisor) {
+		ksm_advisor = mode;
+		advisor_reset();
+	}
+	return len;
+}
+
+KSM_RW(advisor_mode);
+
+static ssize_t advisor_max_cpu_read(struct kobject *kobj,
+				    struct kobj_attribute *attr, char *buf)
+{
+	return sysfs_emit(buf, "%u\n", READ_ONCE(ksm_advisor_max_cpu));
+}
+
+static ssize_t advisor_max_cpu_write(struct kobject *kobj,
+				     struct kobj_attribute *attr,
+				     const char *buf, size_t len)
+{
+	unsigned long val;
+
+	if (kstrtoul(buf, 10, &val))
+		return -EINVAL;
+	WRITE_ONCE(ksm_advisor_max_cpu, val);
+	return len;
+}
+
+KSM_RW(advisor_max_cpu);
+
+/* The advisor's unsigned long knobs share one parser. */
+static ssize_t ksm_store_ulong(unsigned long *knob, const char *buf,
+			       size_t len, unsigned long min)
+{
+	unsigned long val;
+
+	if (kstrtoul(buf, 10, &val) || val < min)
+		return -EINVAL;
+	WRITE_ONCE(*knob, val);
+	return len;
+}
+
+static ssize_t advisor_min_pages_to_scan_read(struct kobject *kobj,
+					      struct kobj_attribute *attr,
+					      char *buf)
+{
+	return sysfs_emit(buf, "%lu\n", READ_ONCE(ksm_advisor_min_pages));
+}
+
+static ssize_t advisor_min_pages_to_scan_write(struct kobject *kobj,
+					       struct kobj_attribute *attr,
+					       const char *buf, size_t len)
+{
+	return ksm_store_ulong(&ksm_advisor_min_pages, buf, len, 0);
+}
+
+KSM_RW(advisor_min_pages_to_scan);
+
+static ssize_t advisor_max_pages_to_scan_read(struct kobject *kobj,
+					      struct kobj_attribute *attr,
+					      char *buf)
+{
+	return sysfs_emit(buf, "%lu\n", READ_ONCE(ksm_advisor_max_pages));
+}
+
+static ssize_t advisor_max_pages_to_scan_write(struct kobject *kobj,
+					       struct kobj_attribute *attr,
+					       const char *buf, size_t len)
+{
+	return ksm_store_ulong(&ksm_advisor_max_pages, buf, len, 0);
+}
+
+KSM_RW(advisor_max_pages_to_scan);
+
+static ssize_t advisor_target_scan_time_read(struct kobject *kobj,
+					     struct kobj_attribute *attr,
+					     char *buf)
+{
+	return sysfs_emit(buf, "%lu\n", READ_ONCE(ksm_advisor_target_time));
+}
+
+static ssize_t advisor_target_scan_time_write(struct kobject *kobj,
+					      struct kobj_attribute *attr,
+					      const char *buf, size_t len)
+{
+	return ksm_store_ulong(&ksm_advisor_target_time, buf, len, 1);
+}
+
+KSM_RW(advisor_target_scan_time);
+
+static struct attribute *ksm_sysfs_attrs[] = {
+	/* tunables */
+	&advisor_max_cpu_attr.attr,
+	&advisor_max_pages_to_scan_attr.attr,
+	&advisor_min_pages_to_scan_attr.attr,
+	&advisor_mode_attr.attr,
+	&advisor_target_scan_time_attr.attr,
+	&max_page_sharing_attr.attr,
+#ifdef CONFIG_NUMA
+	&merge_across_nodes_attr.attr,
+#endif
+	&pages_to_scan_attr.attr,
+	&run_attr.attr,
+	&sleep_millisecs_attr.attr,
+	&smart_scan_attr.attr,
+	&stable_node_chains_prune_millisecs_attr.attr,
+	&use_zero_pages_attr.attr,
+	/* statistics */
+	&full_scans_attr.attr,
+	&general_profit_attr.attr,
+	&ksm_zero_pages_attr.attr,
+	&pages_scanned_attr.attr,
+	&pages_shared_attr.attr,
+	&pages_sharing_attr.attr,
+	&pages_skipped_attr.attr,
+	&pages_unshared_attr.attr,
+	&pages_volatile_attr.attr,
+	&stable_node_chains_attr.attr,
+	&stable_node_dups_attr.attr,
+	NULL,
+};
+
+static const struct attribute_group ksm_sysfs_group = {
+	.name = "ksm",
+	.attrs = ksm_sysfs_attrs,
+};
+#endif /* CONFIG_SYSFS */
+
+/* ------------------------------------------------------------------ */
+/* Initialisation                                                      */
+/* ------------------------------------------------------------------ */
+
+static int __init ksm_init(void)
+{
+	struct task_struct *ksmd;
+	int err = -ENOMEM;
+
+	BUILD_BUG_ON(sizeof(struct ksm_key) != 8);
+
+	ksm_zero_hash = page_content_hash(ZERO_PAGE(0));
+
+	ksm_item_cache = KMEM_CACHE(ksm_item, 0);
+	ksm_node_cache = KMEM_CACHE(ksm_node, 0);
+	ksm_mm_cache = KMEM_CACHE(ksm_mm, 0);
+	if (!ksm_item_cache || !ksm_node_cache || !ksm_mm_cache)
+		goto fail;
+
+	ksm_unstable.bits = KSM_TABLE_MIN_BITS;
+	ksm_unstable.bucket = kvcalloc(1UL << KSM_TABLE_MIN_BITS,
+				       sizeof(*ksm_unstable.bucket),
+				       GFP_KERNEL);
+	ksm_stable.bits = KSM_TABLE_MIN_BITS;
+	ksm_stable.bucket = kvcalloc(1UL << KSM_TABLE_MIN_BITS,
+				     sizeof(*ksm_stable.bucket), GFP_KERNEL);
+	if (!ksm_unstable.bucket || !ksm_stable.bucket)
+		goto fail;
+
+	ksmd = kthread_run(ksmd_fn, NULL, "ksmd");
+	if (IS_ERR(ksmd)) {
+		pr_err("ksm: cannot start ksmd\n");
+		err = PTR_ERR(ksmd);
+		goto fail;
+	}
+
+#ifdef CONFIG_SYSFS
+	err = sysfs_create_group(mm_kobj, &ksm_sysfs_group);
+	if (err) {
+		pr_err("ksm: cannot register sysfs files\n");
+		kthread_stop(ksmd);
+		goto fail;
+	}
+#else
+	ksm_run = KSM_RUN_MERGE;	/* nobody could switch it on */
+#endif
+
+#ifdef CONFIG_MEMORY_HOTREMOVE
+	hotplug_memory_notifier(ksm_memory_notify, KSM_CALLBACK_PRI);
+#endif
+	return 0;
+
+fail:
+	kvfree(ksm_stable.bucket);
+	kvfree(ksm_unstable.bucket);
+	kmem_cache_destroy(ksm_mm_cache);
+	kmem_cache_destroy(ksm_node_cache);
+	kmem_cache_destroy(ksm_item_cache);
+	return err;
+}
+subsys_initcall(ksm_init);
