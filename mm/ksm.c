@@ -451,6 +451,19 @@ static inline unsigned long key_slot(struct ksm_key k, unsigned int bits)
 	return hash_32(k.hash ^ hash_32(k.domain, 32), bits);
 }
 
+/* The buckets of the two indexes where entries with key @k live. */
+static inline struct hlist_head *stable_bucket(struct ksm_stable *t,
+					       struct ksm_key k)
+{
+	return &t->bucket[key_slot(k, t->bits)];
+}
+
+static inline struct ksm_item **unstable_bucket(struct ksm_utable *t,
+						struct ksm_key k)
+{
+	return &t->bucket[key_slot(k, t->bits)];
+}
+
 /*
  * VMAs whose pages are shared with others, are not ordinary struct pages,
  * or carry per-page architecture state: KSM ignores advice for them.
@@ -593,6 +606,12 @@ static void chain_leave(struct ksm_node *node)
 	list_del_init(&node->dups);
 }
 
+static void stable_remove(struct ksm_stable *t, struct ksm_node *node)
+{
+	hlist_del(&node->hnode);
+	t->count--;
+}
+
 /*
  * Forget a KSM page: its items fall back to the volatile state.  Either
  * the page is gone (the node is stale) or the caller holds it locked.
@@ -615,8 +634,7 @@ static void node_free(struct ksm_node *node)
 		item->addr &= ~KI_STABLE;
 		cond_resched();
 	}
-	hlist_del(&node->hnode);
-	ksm_stable.count--;
+	stable_remove(&ksm_stable, node);
 	chain_leave(node);
 	kfree(node->maps);
 	kmem_cache_free(ksm_node_cache, node);
@@ -672,9 +690,9 @@ gone:
 	return NULL;
 }
 
-static void stable_grow(void)
+static void stable_grow(struct ksm_stable *t)
 {
-	unsigned int bits = ksm_stable.bits + 2;
+	unsigned int bits = t->bits + 2;
 	struct hlist_head *nb;
 	struct hlist_node *tmp;
 	struct ksm_node *node;
@@ -685,26 +703,24 @@ static void stable_grow(void)
 	nb = kvcalloc(1UL << bits, sizeof(*nb), GFP_KERNEL | __GFP_NOWARN);
 	if (!nb)
 		return;
-	for (i = 0; i < (1UL << ksm_stable.bits); i++) {
-		hlist_for_each_entry_safe(node, tmp, &ksm_stable.bucket[i],
-					  hnode) {
+	for (i = 0; i < (1UL << t->bits); i++) {
+		hlist_for_each_entry_safe(node, tmp, &t->bucket[i], hnode) {
 			hlist_del(&node->hnode);
 			hlist_add_head(&node->hnode,
 				       &nb[key_slot(node->key, bits)]);
 		}
 	}
-	kvfree(ksm_stable.bucket);
-	ksm_stable.bucket = nb;
-	ksm_stable.bits = bits;
+	kvfree(t->bucket);
+	t->bucket = nb;
+	t->bits = bits;
 }
 
-static void stable_insert(struct ksm_node *node)
+static void stable_insert(struct ksm_stable *t, struct ksm_node *node)
 {
-	if (ksm_stable.count >= (2UL << ksm_stable.bits))
-		stable_grow();
-	hlist_add_head(&node->hnode,
-		       &ksm_stable.bucket[key_slot(node->key, ksm_stable.bits)]);
-	ksm_stable.count++;
+	if (t->count >= (2UL << t->bits))
+		stable_grow(t);
+	hlist_add_head(&node->hnode, stable_bucket(t, node->key));
+	t->count++;
 }
 
 /* Add @item as a mapping of @node; its KSM page is locked. */
@@ -740,9 +756,9 @@ static int node_add_item(struct ksm_node *node, struct ksm_item *item,
 /* Unstable index                                                      */
 /* ------------------------------------------------------------------ */
 
-static void unstable_grow(void)
+static void unstable_grow(struct ksm_utable *t)
 {
-	unsigned int bits = ksm_unstable.bits + 2;
+	unsigned int bits = t->bits + 2;
 	struct ksm_item **nb, *item, *next;
 	unsigned long i, slot;
 
@@ -751,47 +767,47 @@ static void unstable_grow(void)
 	nb = kvcalloc(1UL << bits, sizeof(*nb), GFP_KERNEL | __GFP_NOWARN);
 	if (!nb)
 		return;
-	for (i = 0; i < (1UL << ksm_unstable.bits); i++) {
-		for (item = ksm_unstable.bucket[i]; item; item = next) {
+	for (i = 0; i < (1UL << t->bits); i++) {
+		for (item = t->bucket[i]; item; item = next) {
 			next = item->next;
 			slot = key_slot(item->key, bits);
 			item->next = nb[slot];
 			nb[slot] = item;
 		}
 	}
-	kvfree(ksm_unstable.bucket);
-	ksm_unstable.bucket = nb;
-	ksm_unstable.bits = bits;
+	kvfree(t->bucket);
+	t->bucket = nb;
+	t->bits = bits;
 }
 
-static void unstable_insert(struct ksm_item *item, struct ksm_key key)
+static void unstable_insert(struct ksm_utable *t, struct ksm_item *item,
+			    struct ksm_key key)
 {
-	unsigned long slot;
+	struct ksm_item **head;
 
-	if (ksm_unstable.count >= (2UL << ksm_unstable.bits))
-		unstable_grow();
-	slot = key_slot(key, ksm_unstable.bits);
+	if (t->count >= (2UL << t->bits))
+		unstable_grow(t);
+	head = unstable_bucket(t, key);
 	item->key = key;
-	item->next = ksm_unstable.bucket[slot];
-	ksm_unstable.bucket[slot] = item;
+	item->next = *head;
+	*head = item;
 	item->addr = (item->addr & ~KI_PARITY) | KI_UNSTABLE | pass_parity();
-	ksm_unstable.count++;
+	t->count++;
 	ksm_pages_unshared++;
 }
 
-static void unstable_remove(struct ksm_item *item)
+static void unstable_remove(struct ksm_utable *t, struct ksm_item *item)
 {
 	struct ksm_item **pp;
 
 	/* Entries of the previous pass were dropped with its index. */
 	if ((item->addr & KI_PARITY) == pass_parity()) {
-		pp = &ksm_unstable.bucket[key_slot(item->key,
-						   ksm_unstable.bits)];
+		pp = unstable_bucket(t, item->key);
 		while (*pp && *pp != item)
 			pp = &(*pp)->next;
 		if (!WARN_ON_ONCE(!*pp)) {
 			*pp = item->next;
-			ksm_unstable.count--;
+			t->count--;
 		}
 	}
 	item->addr &= ~(KI_UNSTABLE | KI_PARITY);
@@ -799,11 +815,10 @@ static void unstable_remove(struct ksm_item *item)
 }
 
 /* A pass ended: start an empty unstable index for the next one. */
-static void unstable_reset(void)
+static void unstable_reset(struct ksm_utable *t)
 {
-	memset(ksm_unstable.bucket, 0,
-	       sizeof(*ksm_unstable.bucket) << ksm_unstable.bits);
-	ksm_unstable.count = 0;
+	memset(t->bucket, 0, sizeof(*t->bucket) << t->bits);
+	t->count = 0;
 }
 
 /* ------------------------------------------------------------------ */
@@ -841,7 +856,7 @@ static void item_unlink(struct ksm_item *item)
 		item->node = NULL;
 		item->addr &= ~KI_STABLE;
 	} else if (item->addr & KI_UNSTABLE) {
-		unstable_remove(item);
+		unstable_remove(&ksm_unstable, item);
 	}
 }
 
@@ -1029,7 +1044,7 @@ static struct folio *stable_find(struct page *page, struct ksm_key key,
 	struct hlist_head *head;
 
 	*full = NULL;
-	head = &ksm_stable.bucket[key_slot(key, ksm_stable.bits)];
+	head = stable_bucket(&ksm_stable, key);
 	hlist_for_each_entry_safe(node, tmp, head, hnode) {
 		if (!key_equal(node->key, key))
 			continue;
@@ -1095,11 +1110,11 @@ static struct ksm_item *unstable_find(struct ksm_item *item,
 				      struct page *page, struct ksm_key key,
 				      struct page **opage)
 {
-	unsigned long slot = key_slot(key, ksm_unstable.bits);
 	struct ksm_item *other;
 	struct page *op;
 
-	for (other = ksm_unstable.bucket[slot]; other; other = other->next) {
+	for (other = *unstable_bucket(&ksm_unstable, key); other;
+	     other = other->next) {
 		if (other == item || !key_equal(other->key, key))
 			continue;
 		op = item_current_page(other);
@@ -1118,6 +1133,26 @@ static struct ksm_item *unstable_find(struct ksm_item *item,
 }
 
 /*
+ * @node, the new KSM page @page, was made because @group, a KSM page of
+ * the same content, was full: link it to @group's chain, if @group is
+ * still there with that content.
+ */
+static void chain_add_dup(struct ksm_node *node, struct ksm_node *group,
+			  struct page *page)
+{
+	struct folio *gfolio;
+
+	if (group == node)
+		return;
+	gfolio = node_folio(group, false);
+	if (gfolio) {
+		if (!memcmp_pages(&gfolio->page, page))
+			chain_join(node, group);
+		folio_put(gfolio);
+	}
+}
+
+/*
  * Merge two ordinary pages with (so far) equal content: @page becomes a
  * KSM page in place, then @opage is write-protected and compared with it
  * while both are read-only, and replaced.  @group, if not NULL, is a full
@@ -1128,7 +1163,7 @@ static bool merge_pair(struct ksm_item *item, struct page *page,
 		       struct ksm_key key, struct ksm_node *group)
 {
 	struct anon_vma *av1, *av2;
-	struct folio *kfolio, *gfolio;
+	struct folio *kfolio;
 	struct ksm_node *node;
 
 	node = kmem_cache_zalloc(ksm_node_cache, GFP_KERNEL | __GFP_NOWARN);
@@ -1146,13 +1181,13 @@ static bool merge_pair(struct ksm_item *item, struct page *page,
 	}
 
 	/* Both mappings are in place; keep the other out of the index. */
-	unstable_remove(other);
+	unstable_remove(&ksm_unstable, other);
 
 	kfolio = page_folio(page);
 	folio_lock(kfolio);
 	node->kpfn = folio_pfn(kfolio);
 	folio_set_ksm_node(kfolio, node);
-	stable_insert(node);
+	stable_insert(&ksm_stable, node);
 	if (node_add_item(node, item, av1)) {
 		put_anon_vma(av1);
 		folio_unlock(kfolio);
@@ -1167,15 +1202,8 @@ static bool merge_pair(struct ksm_item *item, struct page *page,
 	}
 	folio_unlock(kfolio);
 
-	/* Link to the full copies, if it still has their content. */
-	if (group && group != node) {
-		gfolio = node_folio(group, false);
-		if (gfolio) {
-			if (!memcmp_pages(&gfolio->page, page))
-				chain_join(node, group);
-			folio_put(gfolio);
-		}
-	}
+	if (group)
+		chain_add_dup(node, group, page);
 	return true;
 
 free_node:
@@ -1274,7 +1302,7 @@ static void ksm_merge_page(struct ksm_item *item, struct page *page)
 		if (merged)
 			return;
 	}
-	unstable_insert(item, key);
+	unstable_insert(&ksm_unstable, item, key);
 }
 
 /* ------------------------------------------------------------------ */
@@ -1390,7 +1418,7 @@ static bool cursor_advance(struct ksm_mm *slot)
 	}
 	if (pass_done) {
 		advisor_pass_ends();
-		unstable_reset();
+		unstable_reset(&ksm_unstable);
 		ksm_cursor.pass++;
 		ksm_full_scans++;
 	}
@@ -1495,23 +1523,17 @@ next_mm:
 }
 
 /*
- * Every stable_node_chains_prune_millisecs, look at the KSM pages that
- * are in chains or have no items left, and free the nodes of those that
- * are gone: nothing else would look them up, and they would keep the
- * chain counters up.
+ * Look at the KSM pages that are in chains or have no items left, and free
+ * the nodes of those that are gone: nothing else would look them up, and
+ * they would keep the chain counters up.  stable_prune() does this every
+ * stable_node_chains_prune_millisecs.
  */
-static void stable_prune(void)
+static void stable_prune_now(void)
 {
-	static unsigned long last;
 	struct hlist_node *tmp;
 	struct ksm_node *node;
 	struct folio *folio;
 	unsigned long i;
-
-	if (time_before(jiffies, last +
-			msecs_to_jiffies(READ_ONCE(ksm_chain_prune_ms))))
-		return;
-	last = jiffies;
 
 	for (i = 0; i < (1UL << ksm_stable.bits); i++) {
 		hlist_for_each_entry_safe(node, tmp, &ksm_stable.bucket[i],
@@ -1524,6 +1546,17 @@ static void stable_prune(void)
 		}
 		cond_resched();
 	}
+}
+
+static void stable_prune(void)
+{
+	static unsigned long last;
+
+	if (time_before(jiffies, last +
+			msecs_to_jiffies(READ_ONCE(ksm_chain_prune_ms))))
+		return;
+	last = jiffies;
+	stable_prune_now();
 }
 
 static void ksm_scan_batch(unsigned int budget)
@@ -1590,6 +1623,12 @@ static int ksmd_fn(void *unused)
 /* Hooks called by the rest of mm                                      */
 /* ------------------------------------------------------------------ */
 
+/* Put @mm on ksmd's list unless it is there already. */
+static int ksm_register_mm(struct mm_struct *mm)
+{
+	return test_bit(MMF_VM_MERGEABLE, &mm->flags) ? 0 : __ksm_enter(mm);
+}
+
 static void vma_make_mergeable(struct vm_area_struct *vma)
 {
 	if (!(vma->vm_flags & VM_MERGEABLE) && vma_mergeable_ok(vma))
@@ -1598,17 +1637,17 @@ static void vma_make_mergeable(struct vm_area_struct *vma)
 
 static int vma_make_unmergeable(struct vm_area_struct *vma)
 {
-	int err;
+	int err = 0;
 
-	if (!(vma->vm_flags & VM_MERGEABLE))
-		return 0;
-	if (vma->anon_vma) {
-		err = unshare_ksm_range(vma, vma->vm_start, vma->vm_end, true);
-		if (err)
-			return err;
+	if (vma->vm_flags & VM_MERGEABLE) {
+		/* Without an anon_vma it cannot map a KSM page yet. */
+		if (vma->anon_vma)
+			err = unshare_ksm_range(vma, vma->vm_start,
+						vma->vm_end, true);
+		if (!err)
+			vm_flags_clear(vma, VM_MERGEABLE);
 	}
-	vm_flags_clear(vma, VM_MERGEABLE);
-	return 0;
+	return err;
 }
 
 /**
@@ -1620,14 +1659,11 @@ static int vma_make_unmergeable(struct vm_area_struct *vma)
  */
 void ksm_add_vma(struct vm_area_struct *vma)
 {
-	struct mm_struct *mm = vma->vm_mm;
-
-	if (!test_bit(MMF_VM_MERGE_ANY, &mm->flags))
-		return;
-	vma_make_mergeable(vma);
-	/* ksmd may have dropped an mm it found without any work. */
-	if (!test_bit(MMF_VM_MERGEABLE, &mm->flags))
-		__ksm_enter(mm);
+	if (test_bit(MMF_VM_MERGE_ANY, &vma->vm_mm->flags)) {
+		vma_make_mergeable(vma);
+		/* ksmd may have dropped an mm it found without any work. */
+		ksm_register_mm(vma->vm_mm);
+	}
 }
 
 /**
@@ -1645,11 +1681,9 @@ int ksm_enable_merge_any(struct mm_struct *mm)
 
 	if (test_bit(MMF_VM_MERGE_ANY, &mm->flags))
 		return 0;
-	if (!test_bit(MMF_VM_MERGEABLE, &mm->flags)) {
-		err = __ksm_enter(mm);
-		if (err)
-			return err;
-	}
+	err = ksm_register_mm(mm);
+	if (err)
+		return err;
 	set_bit(MMF_VM_MERGE_ANY, &mm->flags);
 	for_each_vma(vmi, vma)
 		vma_make_mergeable(vma);
@@ -1686,18 +1720,18 @@ int ksm_disable_merge_any(struct mm_struct *mm)
 	struct vm_area_struct *vma;
 	int err;
 
-	if (!test_bit(MMF_VM_MERGE_ANY, &mm->flags))
+	if (!test_and_clear_bit(MMF_VM_MERGE_ANY, &mm->flags))
 		return 0;
 	err = ksm_unmerge_all_vmas(mm);
 	if (err) {
 		VMA_ITERATOR(vmi, mm, 0);
 
+		/* Roll back: the process keeps merging everything. */
+		set_bit(MMF_VM_MERGE_ANY, &mm->flags);
 		for_each_vma(vmi, vma)
 			vma_make_mergeable(vma);
-		return err;
 	}
-	clear_bit(MMF_VM_MERGE_ANY, &mm->flags);
-	return 0;
+	return err;
 }
 
 /**
@@ -1733,29 +1767,26 @@ int ksm_disable(struct mm_struct *mm)
 int ksm_madvise(struct vm_area_struct *vma, unsigned long start,
 		unsigned long end, int advice, unsigned long *vm_flags)
 {
-	struct mm_struct *mm = vma->vm_mm;
 	int err = 0;
 
-	if (advice == MADV_MERGEABLE) {
+	switch (advice) {
+	case MADV_MERGEABLE:
 		if ((vma->vm_flags & VM_MERGEABLE) || !vma_mergeable_ok(vma))
-			return 0;
-		if (!test_bit(MMF_VM_MERGEABLE, &mm->flags)) {
-			err = __ksm_enter(mm);
-			if (err)
-				return err;
-		}
-		*vm_flags |= VM_MERGEABLE;
-	} else if (advice == MADV_UNMERGEABLE) {
+			break;
+		err = ksm_register_mm(vma->vm_mm);
+		if (!err)
+			*vm_flags |= VM_MERGEABLE;
+		break;
+	case MADV_UNMERGEABLE:
 		if (!(*vm_flags & VM_MERGEABLE))
-			return 0;
-		if (vma->anon_vma) {
+			break;
+		if (vma->anon_vma)
 			err = unshare_ksm_range(vma, start, end, true);
-			if (err)
-				return err;
-		}
-		*vm_flags &= ~VM_MERGEABLE;
+		if (!err)
+			*vm_flags &= ~VM_MERGEABLE;
+		break;
 	}
-	return 0;
+	return err;
 }
 EXPORT_SYMBOL_GPL(ksm_madvise);
 
@@ -2140,7 +2171,7 @@ static int ksm_unmerge_everything(void)
 	}
 
 	stable_drop_all();
-	unstable_reset();
+	unstable_reset(&ksm_unstable);
 	ksm_full_scans = 0;
 	return 0;
 }
@@ -2652,3 +2683,7 @@ fail:
 	return err;
 }
 subsys_initcall(ksm_init);
+
+#ifdef CONFIG_KSM_KUNIT_TEST
+#include "ksm_kunit.c"
+#endif
