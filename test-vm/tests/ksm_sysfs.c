@@ -1,83 +1,145 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * Every file of /sys/kernel/mm/ksm/ as the 6.12 ABI has it: present, with
- * its mode and boot-time default; good values are taken and read back;
- * bad values fail with the errno 6.12 gives and change nothing; a non-root
- * writer is refused.  Run it on a freshly booted guest (the defaults).
+ * Every file of /sys/kernel/mm/ksm/ as the 6.12 ABI has it: exactly the
+ * expected files, with their modes and boot-time defaults; good values
+ * are taken and read back; bad values (non-numeric, negative, out of
+ * range) fail with the errno 6.12 gives and change nothing; values refused
+ * in the current state (max_page_sharing and merge_across_nodes while KSM
+ * pages exist: EBUSY; pages_to_scan while the advisor runs: EINVAL) change
+ * nothing; run starts and stops ksmd; counters are read-only even for
+ * root; a non-root user can read every file and write none (EACCES).
+ * Run it on a freshly booted guest (the defaults).
  */
+#include <dirent.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include "ktest.h"
+
+#define NBAD 10
 
 struct knob {
 	const char *name;
 	const char *dflt;	/* NULL: a counter, read-only */
-	const char *good[3];
-	struct { const char *val; int err; } bad[6];
+	const char *good[4];
+	struct { const char *val; int err; } bad[NBAD];
 };
 
+#define BIG	"99999999999999999999999"	/* overflows every type */
+
 static const struct knob knobs[] = {
-	{ "run", "0", { "0" },
-	  { { "3", EINVAL }, { "-1", EINVAL }, { "abc", EINVAL }, { " ", EINVAL } } },
-	{ "pages_to_scan", "100", { "1000", "0", "100" },
-	  { { "-1", EINVAL }, { "abc", EINVAL }, { "4294967296", EINVAL } } },
-	{ "sleep_millisecs", "20", { "0", "1000", "20" },
-	  { { "-1", EINVAL }, { "x20", EINVAL }, { "99999999999", EINVAL } } },
-	{ "merge_across_nodes", "1", { "1" },
+	{ "run", "0", { "0\n" },
+	  { { "3", EINVAL }, { "-1", EINVAL }, { "abc", EINVAL },
+	    { " ", EINVAL }, { "1x", EINVAL }, { "4294967297", EINVAL },
+	    { BIG, EINVAL } } },
+	{ "pages_to_scan", "100", { "1000", "0", "200\n", "100" },
+	  { { "-1", EINVAL }, { "abc", EINVAL }, { "4294967296", EINVAL },
+	    { "1.5", EINVAL }, { BIG, EINVAL } } },
+	{ "sleep_millisecs", "20", { "0", "1000\n", "20" },
+	  { { "-1", EINVAL }, { "x20", EINVAL }, { "4294967296", EINVAL },
+	    { BIG, EINVAL } } },
+	{ "merge_across_nodes", "1", { "1\n" },
+	  { { "2", EINVAL }, { "-1", EINVAL }, { "abc", EINVAL },
+	    { BIG, ERANGE } } },
+	{ "use_zero_pages", "0", { "1", "0\n" },
 	  { { "2", EINVAL }, { "-1", EINVAL }, { "abc", EINVAL } } },
-	{ "use_zero_pages", "0", { "1", "0" },
-	  { { "2", EINVAL }, { "abc", EINVAL } } },
-	{ "max_page_sharing", "256", { "256" },
-	  { { "1", EINVAL }, { "-5", EINVAL }, { "abc", EINVAL },
-	    { "99999999999", ERANGE } } },
-	{ "stable_node_chains_prune_millisecs", "2000", { "500", "2000" },
-	  { { "-1", EINVAL }, { "abc", EINVAL } } },
-	{ "smart_scan", "1", { "0", "1" },
-	  { { "2", EINVAL }, { "abc", EINVAL } } },
-	{ "advisor_max_cpu", "70", { "50", "70" },
-	  { { "-1", EINVAL }, { "abc", EINVAL } } },
-	{ "advisor_min_pages_to_scan", "500", { "600", "500" },
-	  { { "-1", EINVAL }, { "abc", EINVAL } } },
-	{ "advisor_max_pages_to_scan", "30000", { "20000", "30000" },
-	  { { "-1", EINVAL }, { "abc", EINVAL } } },
-	{ "advisor_target_scan_time", "200", { "100", "200" },
-	  { { "0", EINVAL }, { "-1", EINVAL }, { "abc", EINVAL } } },
+	{ "max_page_sharing", "256", { "2", "1024\n", "256" },
+	  { { "1", EINVAL }, { "0", EINVAL }, { "-5", EINVAL },
+	    { "abc", EINVAL }, { "2147483648", ERANGE }, { BIG, ERANGE } } },
+	{ "stable_node_chains_prune_millisecs", "2000", { "500", "2000\n" },
+	  { { "-1", EINVAL }, { "abc", EINVAL }, { "4294967296", EINVAL } } },
+	{ "smart_scan", "1", { "0", "1\n" },
+	  { { "2", EINVAL }, { "-1", EINVAL }, { "abc", EINVAL } } },
+	{ "advisor_max_cpu", "70", { "50", "70\n" },
+	  { { "-1", EINVAL }, { "abc", EINVAL }, { BIG, EINVAL } } },
+	{ "advisor_min_pages_to_scan", "500", { "600", "500\n" },
+	  { { "-1", EINVAL }, { "abc", EINVAL }, { BIG, EINVAL } } },
+	{ "advisor_max_pages_to_scan", "30000", { "20000", "30000\n" },
+	  { { "-1", EINVAL }, { "abc", EINVAL }, { BIG, EINVAL } } },
+	{ "advisor_target_scan_time", "200", { "1", "200\n" },
+	  { { "0", EINVAL }, { "-1", EINVAL }, { "abc", EINVAL },
+	    { BIG, EINVAL } } },
 	{ "pages_shared" }, { "pages_sharing" }, { "pages_unshared" },
 	{ "pages_volatile" }, { "pages_scanned" }, { "pages_skipped" },
 	{ "full_scans" }, { "stable_node_chains" }, { "stable_node_dups" },
 	{ "ksm_zero_pages" }, { "general_profit" },
 };
+#define NKNOBS ARRAY_SIZE(knobs)
 
-static int read_str(const char *name, char *buf, size_t len)
+static int numa_kernel(void)
 {
-	char path[128];
-	ssize_t n;
-	int fd;
+	return !access("/sys/devices/system/node", F_OK);
+}
 
-	snprintf(path, sizeof(path), KSM_DIR "%s", name);
-	fd = open(path, O_RDONLY);
-	if (fd < 0)
-		return -errno;
-	n = read(fd, buf, len - 1);
-	close(fd);
-	if (n < 0)
-		return -errno;
-	buf[n] = 0;
-	if (n && buf[n - 1] == '\n')
-		buf[n - 1] = 0;
-	return 0;
+static void knob_path(char *path, size_t len, const char *name)
+{
+	snprintf(path, len, KSM_DIR "%s", name);
+}
+
+/* The directory holds exactly our files and advisor_mode. */
+static void check_listing(void)
+{
+	struct dirent *d;
+	size_t i;
+	int extra = 0, seen = 0;
+	DIR *dir = opendir(KSM_DIR);
+
+	while (dir && (d = readdir(dir))) {
+		if (d->d_name[0] == '.')
+			continue;
+		for (i = 0; i < NKNOBS; i++)
+			if (!strcmp(d->d_name, knobs[i].name))
+				break;
+		if (i < NKNOBS || !strcmp(d->d_name, "advisor_mode")) {
+			seen++;
+			continue;
+		}
+		kt_check(0, "unexpected file %s", d->d_name);
+		extra++;
+	}
+	if (dir)
+		closedir(dir);
+	kt_check(!extra && seen == (int)NKNOBS + 1 - !numa_kernel(),
+		 "the directory has exactly the %zu files of 6.12 (%d found)",
+		 NKNOBS + 1 - !numa_kernel(), seen);
+}
+
+static void check_counter(const struct knob *k, const char *path)
+{
+	char now[64], after[64];
+
+	kt_check(ksm_get_str(k->name, now, sizeof(now)) == 0 &&
+		 (now[0] == '-' || (now[0] >= '0' && now[0] <= '9')),
+		 "%s reads as a number (%s)", k->name, now);
+	kt_check(kt_write(path, "0") == -EACCES && kt_write(path, now) == -EACCES,
+		 "%s refuses writes with EACCES, even from root", k->name);
+	ksm_get_str(k->name, after, sizeof(after));
+	kt_check(!strcmp(now, after) || strcmp(k->name, "general_profit") == 0 ||
+		 strcmp(k->name, "pages_scanned") == 0,
+		 "%s is unchanged (%s)", k->name, after);
+}
+
+static void check_bad(const struct knob *k, const char *path, int i)
+{
+	char before[64], after[64];
+	int r;
+
+	ksm_get_str(k->name, before, sizeof(before));
+	r = kt_write(path, k->bad[i].val);
+	ksm_get_str(k->name, after, sizeof(after));
+	kt_check(r == -k->bad[i].err && !strcmp(before, after),
+		 "%s refuses '%s' with %s (got %s), value stays %s", k->name,
+		 k->bad[i].val, strerror(k->bad[i].err),
+		 r ? strerror(-r) : "success", after);
 }
 
 static void check_knob(const struct knob *k)
 {
-	char path[128], before[64], after[64], now[64];
+	char path[128], now[64], want[64];
 	struct stat st;
 	int i, r;
 
-	snprintf(path, sizeof(path), KSM_DIR "%s", k->name);
+	knob_path(path, sizeof(path), k->name);
 	if (stat(path, &st)) {
-		if (!strcmp(k->name, "merge_across_nodes") &&
-		    access("/sys/devices/system/node", F_OK))
+		if (!strcmp(k->name, "merge_across_nodes") && !numa_kernel())
 			return;	/* only on NUMA kernels */
 		kt_check(0, "%s exists", k->name);
 		return;
@@ -85,91 +147,159 @@ static void check_knob(const struct knob *k)
 	kt_check((st.st_mode & 0777) == (k->dflt ? 0644 : 0444),
 		 "%s has mode %o", k->name, st.st_mode & 0777);
 	if (!k->dflt) {
-		kt_check(read_str(k->name, now, sizeof(now)) == 0 &&
-			 (now[0] == '-' || (now[0] >= '0' && now[0] <= '9')),
-			 "%s reads as a number (%s)", k->name, now);
-		kt_check(kt_write(path, "0") == -EACCES,
-			 "%s refuses writes, even from root", k->name);
+		check_counter(k, path);
 		return;
 	}
-	read_str(k->name, now, sizeof(now));
+	ksm_get_str(k->name, now, sizeof(now));
 	kt_check(!strcmp(now, k->dflt), "%s defaults to %s (reads %s)",
 		 k->name, k->dflt, now);
-	for (i = 0; i < 3 && k->good[i]; i++) {
+	for (i = 0; i < 4 && k->good[i]; i++) {
 		r = kt_write(path, k->good[i]);
-		read_str(k->name, now, sizeof(now));
-		kt_check(r == 0 && !strcmp(now, k->good[i]),
-			 "%s takes %s (write %d, reads %s)", k->name,
-			 k->good[i], r, now);
+		ksm_get_str(k->name, now, sizeof(now));
+		snprintf(want, sizeof(want), "%s", k->good[i]);
+		want[strcspn(want, "\n")] = 0;
+		kt_check(r == 0 && !strcmp(now, want),
+			 "%s takes '%s' (write %d, reads %s)", k->name, want,
+			 r, now);
 	}
-	for (i = 0; i < 6 && k->bad[i].val; i++) {
-		read_str(k->name, before, sizeof(before));
-		r = kt_write(path, k->bad[i].val);
-		read_str(k->name, after, sizeof(after));
-		kt_check(r == -k->bad[i].err && !strcmp(before, after),
-			 "%s refuses '%s' with %s (got %s), value stays %s",
-			 k->name, k->bad[i].val, strerror(k->bad[i].err),
-			 r ? strerror(-r) : "success", after);
-	}
+	for (i = 0; i < NBAD && k->bad[i].val; i++)
+		check_bad(k, path, i);
+	ksm_set(k->name, k->dflt);
 }
 
 static void check_advisor_mode(void)
 {
 	char now[64];
+	struct stat st;
 
-	read_str("advisor_mode", now, sizeof(now));
+	kt_check(!stat(KSM_DIR "advisor_mode", &st) &&
+		 (st.st_mode & 0777) == 0644, "advisor_mode has mode 644");
+	ksm_get_str("advisor_mode", now, sizeof(now));
 	kt_check(!strcmp(now, "[none] scan-time"),
 		 "advisor_mode defaults to '[none] scan-time' (%s)", now);
-	kt_check(ksm_set("advisor_mode", "bogus") == -EINVAL,
-		 "advisor_mode refuses 'bogus'");
-	kt_check(ksm_set("advisor_mode", "scan-time") == 0,
+	kt_check(ksm_set("advisor_mode", "bogus") == -EINVAL &&
+		 ksm_set("advisor_mode", "scan-time-x") == -EINVAL,
+		 "advisor_mode refuses 'bogus' and 'scan-time-x' with EINVAL");
+	ksm_get_str("advisor_mode", now, sizeof(now));
+	kt_check(!strcmp(now, "[none] scan-time"), "and stays none (%s)", now);
+	kt_check(ksm_set("advisor_mode", "scan-time\n") == 0,
 		 "advisor_mode takes scan-time");
-	read_str("advisor_mode", now, sizeof(now));
+	ksm_get_str("advisor_mode", now, sizeof(now));
 	kt_check(!strcmp(now, "none [scan-time]"), "advisor_mode reads %s", now);
-	kt_check(ksm_set("pages_to_scan", "1234") == -EINVAL,
-		 "pages_to_scan is refused while the advisor runs");
+	kt_check(ksm_set("pages_to_scan", "1234") == -EINVAL &&
+		 ksm_get("pages_to_scan") == 500,
+		 "pages_to_scan refuses writes with EINVAL while the advisor "
+		 "runs, and stays at advisor_min_pages_to_scan (%ld)",
+		 ksm_get("pages_to_scan"));
 	kt_check(ksm_set("advisor_mode", "none") == 0,
 		 "advisor_mode takes none");
-	read_str("advisor_mode", now, sizeof(now));
-	kt_check(!strcmp(now, "[none] scan-time"), "advisor_mode reads %s", now);
-	ksm_set("pages_to_scan", "100");
+	ksm_get_str("advisor_mode", now, sizeof(now));
+	kt_check(!strcmp(now, "[none] scan-time") &&
+		 ksm_get("pages_to_scan") == 100,
+		 "advisor_mode reads %s, pages_to_scan is 100 again", now);
 }
 
 /* A non-root process can read every file and write none. */
+static void nonroot_one(const char *name, const char *val)
+{
+	char path[128], buf[64];
+	int r;
+
+	knob_path(path, sizeof(path), name);
+	if (access(path, F_OK))
+		return;
+	r = kt_write(path, val);
+	kt_check(kt_read_str(path, buf, sizeof(buf)) == 0 && r == -EACCES,
+		 "as uid 65534, %s can be read and writing it fails with "
+		 "EACCES (got %s)", name, r ? strerror(-r) : "success");
+}
+
 static void check_nonroot(void)
 {
-	pid_t pid = fork();
-	int status;
+	pid_t pid = kt_fork();
+	size_t i;
 
 	if (!pid) {
-		int bad = 0;
-
 		if (setgid(65534) || setuid(65534))
-			_exit(2);
-		for (size_t i = 0; i < sizeof(knobs) / sizeof(knobs[0]); i++) {
-			char path[128];
-
-			snprintf(path, sizeof(path), KSM_DIR "%s", knobs[i].name);
-			if (access(path, F_OK))
-				continue;
-			bad += kt_read_long(path) == -1 &&
-				strcmp(knobs[i].name, "advisor_mode");
-			bad += kt_write(path, knobs[i].dflt ? knobs[i].dflt : "0")
-				!= -EACCES;
-		}
-		_exit(bad ? 1 : 0);
+			kt_die("setuid(65534)");
+		kt_who = "nobody: ";
+		for (i = 0; i < NKNOBS; i++)
+			nonroot_one(knobs[i].name,
+				    knobs[i].dflt ? knobs[i].dflt : "0");
+		nonroot_one("advisor_mode", "none");
+		nonroot_one("run", "1");
+		kt_child_exit();
 	}
-	waitpid(pid, &status, 0);
-	kt_check(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+	kt_check(kt_join(pid) == 0,
 		 "a non-root user reads every file and writes none");
+	kt_check(ksm_get("run") == 0, "run is still 0");
+}
+
+/* A process with 16 identical mergeable pages; the parent gets its pid. */
+static pid_t merge_some(void)
+{
+	pid_t pid = kt_fork();
+	char *p;
+
+	if (pid)
+		return pid;
+	p = kt_map(16);
+	memset(p, 0x33, 16 * kt_ps());
+	madvise(p, 16 * kt_ps(), MADV_MERGEABLE);
+	for (;;)
+		pause();
+}
+
+/* run starts and stops ksmd; knobs refused while KSM pages exist. */
+static void check_busy(void)
+{
+	pid_t pid = merge_some();
+	long scans;
+
+	ksm_must_set("sleep_millisecs", 10);
+	kt_check(ksm_set("run", "1") == 0 && ksm_get("run") == 1, "run takes 1");
+	ksm_expect("ksmd runs: 16 identical pages merged", 1, 15, 0);
+	kt_check(ksm_set("max_page_sharing", "100") == -EBUSY &&
+		 ksm_get("max_page_sharing") == 256,
+		 "max_page_sharing refuses 100 with EBUSY while KSM pages exist");
+	kt_check(ksm_set("max_page_sharing", "256") == 0,
+		 "max_page_sharing takes its current value while KSM pages exist");
+	if (numa_kernel()) {
+		kt_check(ksm_set("merge_across_nodes", "0") == -EBUSY &&
+			 ksm_get("merge_across_nodes") == 1,
+			 "merge_across_nodes refuses 0 with EBUSY while KSM "
+			 "pages exist");
+		kt_check(ksm_set("merge_across_nodes", "1") == 0,
+			 "merge_across_nodes takes its current value");
+	}
+	kt_check(ksm_set("run", "0") == 0 && ksm_get("run") == 0, "run takes 0");
+	scans = ksm_get("full_scans");
+	usleep(500000);
+	kt_check(ksm_get("full_scans") == scans && ksm_get("pages_shared") == 1,
+		 "with run=0 ksmd stops, and the pages stay merged");
+	kt_check(ksm_set("run", "2") == 0 && ksm_get("run") == 2 &&
+		 ksm_all_zero(), "run takes 2: every counter is 0");
+	kt_check(ksm_set("max_page_sharing", "100") == 0 &&
+		 ksm_get("max_page_sharing") == 100,
+		 "with nothing merged, max_page_sharing takes 100");
+	if (numa_kernel())
+		kt_check(ksm_set("merge_across_nodes", "0") == 0 &&
+			 ksm_get("merge_across_nodes") == 0,
+			 "with nothing merged, merge_across_nodes takes 0");
+	kill(pid, SIGKILL);
+	kt_join(pid);
 }
 
 int main(void)
 {
-	ksm_require();
-	for (size_t i = 0; i < sizeof(knobs) / sizeof(knobs[0]); i++)
+	size_t i;
+
+	ksm_begin();
+	check_listing();
+	for (i = 0; i < NKNOBS; i++)
 		check_knob(&knobs[i]);
 	check_advisor_mode();
 	check_nonroot();
+	check_busy();
 	return kt_exit();
 }
