@@ -1,12 +1,15 @@
 # The front door.  Every target is a script in scripts/ or test-vm/.
-.PHONY: demo check setup tree kernel kernel-debug kernel-stock initramfs \
-	checkpatch series clean
+.PHONY: demo check bench setup tree kernel kernel-debug kernel-stock \
+	initramfs checkpatch series clean
 
 demo:
 	@scripts/demo
 
 check:
 	@scripts/check
+
+bench:
+	@scripts/bench
 
 setup:
 	@scripts/setup
