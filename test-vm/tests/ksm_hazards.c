@@ -318,6 +318,14 @@ static int hazard_pinned(void)
 
 /* ---- 10: mremap of a merged range ----------------------------------- */
 
+/* Does the page at @arg share the frame of the last moved page? */
+static int joined_cond(void *arg)
+{
+	uint64_t pfn = kt_pfn(arg);
+
+	return pfn && pfn == kt_pfn(page(NPAGES - 1));
+}
+
 static int hazard_mremap(void)
 {
 	char *to, *moved;
@@ -345,8 +353,7 @@ static int hazard_mremap(void)
 	memcpy(to, page(NPAGES - 1), ps);
 	if (madvise(to, ps, MADV_MERGEABLE))
 		kt_die("madvise");
-	kt_check(ksm_wait_for(pairs_merged_cond, &(int){ NPAIRS - 4 }, 5, 60) == 0 &&
-		 kt_pfn(to) == kt_pfn(page(NPAGES - 1)),
+	kt_check(ksm_wait_for(joined_cond, to, 5, 60) == 0,
 		 "a new page joins the moved KSM page");
 	kt_check(!memcmp(to, shadow + (NPAGES - 1) * ps, ps) &&
 		 kt_diff(mem, shadow, NPAGES, "memory") == 0,
@@ -521,9 +528,11 @@ static int hazard_uffd(void)
 		mv.dst = (uintptr_t)dst;
 		mv.src = (uintptr_t)page(2);
 		mv.len = ps;
-		kt_check(ioctl(fd2, UFFDIO_MOVE, &mv) == -1 && errno == EBUSY,
+		int ret = ioctl(fd2, UFFDIO_MOVE, &mv), err = errno;
+
+		kt_check(ret == -1 && err == EBUSY,
 			 "UFFDIO_MOVE of a KSM page fails with EBUSY (%s)",
-			 strerror(errno));
+			 ret ? strerror(err) : "it succeeded");
 		kt_check(pair_merged(1), "and leaves it merged in place");
 		close(fd2);
 	}
@@ -564,6 +573,7 @@ static int hazard_mlock(void)
 {
 	long mlocked = mlocked_kb(), unevict;
 	pid_t pid;
+	int i;
 
 	pid = kt_fork();
 	if (!pid) {
@@ -580,8 +590,13 @@ static int hazard_mlock(void)
 		kt_child_exit();
 	}
 	kt_check(kt_join(pid) == 0, "the mlocked child's checks");
+	/*
+	 * The last mmput() of the child may be ksmd's, a little later, and
+	 * unmapping queues each munlock on a per-CPU batch: give it time.
+	 */
 	ksm_must_set("run", 2);
-	unevict = mlocked_kb();
+	for (i = 0; i < 50 && (unevict = mlocked_kb()) != mlocked; i++)
+		usleep(200000);
 	kt_check(unevict == mlocked,
 		 "Mlocked is back to %ld kB after exit (now %ld kB)",
 		 mlocked, unevict);
