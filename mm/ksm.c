@@ -19,9 +19,12 @@
  *   Items of pages that vanished are freed as the cursor passes them.
  *
  * HOW CANDIDATES ARE FOUND
- *   A page is summarised by a key {xxhash of its content, merge domain};
- *   the domain is always 0 for now and is where per-cgroup/user/process
- *   merge domains will plug in.  Two hash indexes exist:
+ *   A page is summarised by a key {xxhash of its content, merge domain}.
+ *   The domain says whom the page may be shared with: 0 for everybody
+ *   (merge_domain=global), else a tag derived from the owner's memory
+ *   cgroup, user namespace or registration (see slot_domain()).  As it is
+ *   part of the key, pages of two domains never even meet in an index.
+ *   Two hash indexes exist:
  *   - the stable index holds one struct ksm_node per KSM page (a shared,
  *     write-protected page), hashed by the key of its content;
  *   - the unstable index holds the items of ordinary pages seen in the
@@ -76,6 +79,8 @@
  *   otherwise ksmd reaps it when it finds mm_users at zero.
  */
 
+#include <linux/cgroup.h>
+#include <linux/debugfs.h>
 #include <linux/errno.h>
 #include <linux/freezer.h>
 #include <linux/hash.h>
@@ -99,6 +104,7 @@
 #include <linux/spinlock.h>
 #include <linux/swap.h>
 #include <linux/sysfs.h>
+#include <linux/user_namespace.h>
 #include <linux/wait.h>
 #include <linux/xarray.h>
 #include <linux/xxhash.h>
@@ -131,12 +137,20 @@ struct ksm_key {
  * @mm: the mm, pinned with mmgrab()
  * @items: ksm_items of this mm by virtual page number, under ksm_mutex;
  *	only the mm at the scan cursor gains or loses items
+ * @domain: merge domain of the pages ksmd finds in this mm now, under
+ *	ksm_mutex; recomputed when the cursor enters the mm
+ * @domain_gen: ksm_domain_gen when @domain was computed
+ * @process_domain: the domain under merge_domain=process, set at
+ *	registration and shared with fork children; never changes
  */
 struct ksm_mm {
 	struct hlist_node hash;
 	struct list_head link;
 	struct mm_struct *mm;
 	struct xarray items;
+	u32 domain;
+	u32 domain_gen;
+	u32 process_domain;
 };
 
 /*
@@ -280,6 +294,43 @@ static unsigned long ksm_pages_skipped;
 static unsigned long ksm_full_scans;
 static unsigned long ksm_nr_chains;
 static unsigned long ksm_nr_dups;
+
+/* ------------------------------------------------------------------ */
+/* Merge domains                                                       */
+/* ------------------------------------------------------------------ */
+
+/*
+ * merge_domain: how the kernel's processes are split into domains whose
+ * pages never merge with each other's.  A domain tag keeps the policy in
+ * its top two bits, so that tags drawn under different policies never
+ * collide, and an identifier of the group in the rest.  All ones is no
+ * group's: it marks KSM pages that failed scrubbing (KSM_QUARANTINE).
+ */
+enum ksm_domain_policy {
+	KSM_DOMAIN_GLOBAL,
+	KSM_DOMAIN_CGROUP,
+	KSM_DOMAIN_USER,
+	KSM_DOMAIN_PROCESS,
+};
+
+static const char * const ksm_domain_names[] = {
+	[KSM_DOMAIN_GLOBAL] = "global",
+	[KSM_DOMAIN_CGROUP] = "cgroup",
+	[KSM_DOMAIN_USER] = "user",
+	[KSM_DOMAIN_PROCESS] = "process",
+};
+
+#define KSM_DOMAIN_SHIFT	30
+#define KSM_DOMAIN_ID_MASK	(BIT(KSM_DOMAIN_SHIFT) - 1)
+#define KSM_QUARANTINE		U32_MAX
+
+/* Changed under ksm_mutex, and only while no KSM page exists. */
+static enum ksm_domain_policy ksm_domain_policy;
+static u32 ksm_domain_gen;
+/* May zero-filled pages map the zero page across domains? */
+static bool ksm_zero_cross_domains;
+/* The last process domain handed out. */
+static atomic_t ksm_process_domains = ATOMIC_INIT(0);
 
 /* Zero pages mapped by ksmd in place of zero-filled anon pages. */
 atomic_long_t ksm_zero_pages = ATOMIC_LONG_INIT(0);
@@ -435,10 +486,73 @@ static u32 page_content_hash(struct page *page)
 	return (u32)(h ^ (h >> 32));
 }
 
-/* The merge domain of a page; a later change derives it from the owner. */
+/* The merge domain of the pages of @item's mm (see slot_domain()). */
 static inline u32 item_domain(const struct ksm_item *item)
 {
-	return 0;
+	return item->owner->domain;
+}
+
+/* A new process domain; never the identifier reserved for quarantine. */
+static u32 new_process_domain(void)
+{
+	u32 id;
+
+	do {
+		id = atomic_inc_return(&ksm_process_domains) &
+		     KSM_DOMAIN_ID_MASK;
+	} while (!id || id == KSM_DOMAIN_ID_MASK);
+	return id;
+}
+
+static u32 mm_cgroup_domain(struct mm_struct *mm)
+{
+	u32 id = 0;
+#ifdef CONFIG_MEMCG
+	struct mem_cgroup *memcg = get_mem_cgroup_from_mm(mm);
+
+	if (memcg) {
+		/* kernfs ids are not reused soon, unlike mem_cgroup_id() */
+		id = cgroup_id(memcg->css.cgroup);
+		css_put(&memcg->css);
+	}
+#endif
+	return id;
+}
+
+/*
+ * The domain of the pages of @slot's mm under the current policy.  The
+ * caller holds ksm_mutex and a reference on the mm (mmget).
+ */
+static u32 slot_domain(struct ksm_mm *slot)
+{
+	struct mm_struct *mm = slot->mm;
+	u32 id;
+
+	switch (ksm_domain_policy) {
+	case KSM_DOMAIN_CGROUP:
+		id = mm_cgroup_domain(mm);
+		break;
+	case KSM_DOMAIN_USER:
+		id = mm->user_ns->ns.inum;
+		break;
+	case KSM_DOMAIN_PROCESS:
+		id = slot->process_domain;
+		break;
+	default:
+		return 0;
+	}
+	id &= KSM_DOMAIN_ID_MASK;
+	/* all ones is the quarantine, which no group may reach */
+	if (id == KSM_DOMAIN_ID_MASK)
+		id--;
+	return (u32)ksm_domain_policy << KSM_DOMAIN_SHIFT | id;
+}
+
+/* Does use_zero_pages apply to pages of @item's domain? */
+static inline bool zero_page_allowed(const struct ksm_item *item)
+{
+	return ksm_use_zero_pages &&
+	       (!item_domain(item) || ksm_zero_cross_domains);
 }
 
 static inline bool key_equal(struct ksm_key a, struct ksm_key b)
@@ -1182,6 +1296,11 @@ static bool merge_pair(struct ksm_item *item, struct page *page,
 
 	/* Both mappings are in place; keep the other out of the index. */
 	unstable_remove(&ksm_unstable, other);
+	/*
+	 * @key was taken while @page was still writable; index the content
+	 * it has now that it is read-only, which scrubbing checks against.
+	 */
+	node->key.hash = page_content_hash(page);
 
 	kfolio = page_folio(page);
 	folio_lock(kfolio);
@@ -1281,7 +1400,7 @@ static void ksm_merge_page(struct ksm_item *item, struct page *page)
 	key.hash = page_content_hash(page);
 	key.domain = item_domain(item);
 
-	if (ksm_use_zero_pages && key.hash == ksm_zero_hash &&
+	if (zero_page_allowed(item) && key.hash == ksm_zero_hash &&
 	    merge_with_zero_page(item, page))
 		return;
 
@@ -1472,6 +1591,11 @@ next_mm:
 		goto next_mm;
 	}
 
+	if (!ksm_cursor.addr || slot->domain_gen != ksm_domain_gen) {
+		slot->domain = slot_domain(slot);
+		slot->domain_gen = ksm_domain_gen;
+	}
+
 	mmap_read_lock(mm);
 	{
 		VMA_ITERATOR(vmi, mm, ksm_cursor.addr);
@@ -1559,7 +1683,98 @@ static void stable_prune(void)
 	stable_prune_now();
 }
 
-static void ksm_scan_batch(unsigned int budget)
+/* ------------------------------------------------------------------ */
+/* Scrubbing KSM pages                                                 */
+/* ------------------------------------------------------------------ */
+
+/*
+ * One KSM page stands in for many copies, so a bit flipped in it (a
+ * memory fault, a stray DMA, a kernel bug) corrupts every process that
+ * maps it.  Each batch, ksmd re-hashes a few KSM pages, going round the
+ * stable index bucket by bucket, and compares each with the hash it was
+ * indexed by when it was made read-only.  A page that changed is taken
+ * out of use and handed to memory_failure(), so that its mappers get
+ * SIGBUS when they touch it instead of reading wrong data.
+ */
+static unsigned int ksm_scrub_batch = 2;	/* pages per batch; 0: off */
+static unsigned long ksm_scrub_bucket;		/* next bucket to look at */
+static unsigned long ksm_pages_scrubbed;
+static unsigned long ksm_scrub_failures;
+#define KSM_SCRUB_MAX_BUCKETS	256		/* looked at per batch */
+
+/*
+ * Take @node out of use: it leaves its chain and its key moves to the
+ * quarantine domain, where no lookup ever matches.  Its mappings stay
+ * until memory_failure() takes them down.
+ */
+static void node_quarantine(struct ksm_node *node)
+{
+	stable_remove(&ksm_stable, node);
+	chain_leave(node);
+	node->key.domain = KSM_QUARANTINE;
+	stable_insert(&ksm_stable, node);
+}
+
+/*
+ * Re-hash up to @budget KSM pages.  Returns one that no longer matches
+ * its hash, quarantined and with a reference held, or NULL.
+ */
+static struct folio *ksm_scrub(unsigned int budget)
+{
+	unsigned long nr = 1UL << ksm_stable.bits, visited;
+	struct hlist_node *tmp;
+	struct ksm_node *node;
+	struct folio *folio;
+	u32 hash;
+
+	for (visited = 0; budget && visited < min(nr, KSM_SCRUB_MAX_BUCKETS);
+	     visited++) {
+		if (ksm_scrub_bucket >= nr)
+			ksm_scrub_bucket = 0;
+		hlist_for_each_entry_safe(node, tmp,
+					  &ksm_stable.bucket[ksm_scrub_bucket],
+					  hnode) {
+			if (node->key.domain == KSM_QUARANTINE)
+				continue;
+			folio = node_folio(node, false);
+			if (!folio)
+				continue;
+			hash = page_content_hash(&folio->page);
+			ksm_pages_scrubbed++;
+			if (unlikely(hash != node->key.hash)) {
+				pr_err("ksm: KSM page at pfn %#lx (%u mappings) changed after merging (hash %08x, was %08x): taking it out of use\n",
+				       folio_pfn(folio), node->nr_maps, hash,
+				       node->key.hash);
+				ksm_scrub_failures++;
+				node_quarantine(node);
+				return folio;
+			}
+			folio_put(folio);
+			if (budget)
+				budget--;
+		}
+		ksm_scrub_bucket++;
+	}
+	return NULL;
+}
+
+/* Poison a KSM page that failed scrubbing; ksm_mutex is not held. */
+static void ksm_scrub_poison(struct folio *folio)
+{
+#ifdef CONFIG_MEMORY_FAILURE
+	/* memory_failure() takes over our reference */
+	int err = memory_failure(folio_pfn(folio), MF_COUNT_INCREASED);
+
+	if (err)
+		pr_err("ksm: memory_failure() on pfn %#lx: %d\n",
+		       folio_pfn(folio), err);
+#else
+	folio_put(folio);
+#endif
+}
+
+/* One batch of ksmd; returns a KSM page to poison, or NULL. */
+static struct folio *ksm_scan_batch(unsigned int budget)
 {
 	struct ksm_item *item;
 	struct page *page;
@@ -1568,13 +1783,14 @@ static void ksm_scan_batch(unsigned int budget)
 	while (budget--) {
 		cond_resched();
 		if (unlikely(freezing(current)))
-			return;
+			break;
 		if (!ksm_next_page(&item, &page))
-			return;
+			break;
 		ksm_merge_page(item, page);
 		put_page(page);
 		ksm_pages_scanned++;
 	}
+	return ksm_scrub(READ_ONCE(ksm_scrub_batch));
 }
 
 static bool ksmd_has_work(void)
@@ -1602,10 +1818,14 @@ static int ksmd_fn(void *unused)
 	set_user_nice(current, 5);
 
 	while (!kthread_should_stop()) {
+		struct folio *bad = NULL;
+
 		mutex_lock(&ksm_mutex);
 		if (ksmd_has_work())
-			ksm_scan_batch(READ_ONCE(ksm_pages_to_scan));
+			bad = ksm_scan_batch(READ_ONCE(ksm_pages_to_scan));
 		mutex_unlock(&ksm_mutex);
+		if (bad)
+			ksm_scrub_poison(bad);
 
 		if (ksmd_has_work()) {
 			ms = READ_ONCE(ksm_sleep_ms);
@@ -1790,18 +2010,8 @@ int ksm_madvise(struct vm_area_struct *vma, unsigned long start,
 }
 EXPORT_SYMBOL_GPL(ksm_madvise);
 
-/**
- * __ksm_enter - Register @mm with ksmd.
- * @mm: The mm.
- *
- * The mm goes on the scan list just behind the cursor, so that ksmd
- * reaches it only after a while (a fork is often followed by exec).
- * While everything is being unmerged it goes to the end, so that the
- * unmerging pass sees it.
- *
- * Return: 0 or -ENOMEM.
- */
-int __ksm_enter(struct mm_struct *mm)
+/* Register @mm with ksmd, in process domain @pdomain. */
+static int ksm_enter_domain(struct mm_struct *mm, u32 pdomain)
 {
 	struct ksm_mm *slot;
 	bool wake;
@@ -1810,6 +2020,7 @@ int __ksm_enter(struct mm_struct *mm)
 	if (!slot)
 		return -ENOMEM;
 	slot->mm = mm;
+	slot->process_domain = pdomain;
 	xa_init(&slot->items);
 
 	spin_lock(&ksm_list_lock);
@@ -1826,6 +2037,22 @@ int __ksm_enter(struct mm_struct *mm)
 	if (wake)
 		wake_up_interruptible(&ksm_thread_wait);
 	return 0;
+}
+
+/**
+ * __ksm_enter - Register @mm with ksmd.
+ * @mm: The mm.
+ *
+ * The mm goes on the scan list just behind the cursor, so that ksmd
+ * reaches it only after a while (a fork is often followed by exec).
+ * While everything is being unmerged it goes to the end, so that the
+ * unmerging pass sees it.
+ *
+ * Return: 0 or -ENOMEM.
+ */
+int __ksm_enter(struct mm_struct *mm)
+{
+	return ksm_enter_domain(mm, new_process_domain());
 }
 
 /**
@@ -1872,17 +2099,27 @@ void __ksm_exit(struct mm_struct *mm)
  *
  * The child starts with no items of its own; the KSM zero pages it
  * inherited through copied PTEs join the global count.  It is registered
- * with ksmd if the parent was.
+ * with ksmd if the parent was, in the parent's process merge domain.
  */
 void ksm_fork(struct mm_struct *mm, struct mm_struct *oldmm)
 {
+	struct ksm_mm *parent;
+	u32 pdomain = 0;
+
 	mm->ksm_merging_pages = 0;
 	mm->ksm_rmap_items = 0;
 	atomic_long_add(atomic_long_read(&mm->ksm_zero_pages), &ksm_zero_pages);
 
+	if (!test_bit(MMF_VM_MERGEABLE, &oldmm->flags))
+		return;
+	/* The child shares its parent's process domain until exec. */
+	spin_lock(&ksm_list_lock);
+	parent = slot_lookup(oldmm);
+	if (parent)
+		pdomain = parent->process_domain;
+	spin_unlock(&ksm_list_lock);
 	/* Registering the child is best effort. */
-	if (test_bit(MMF_VM_MERGEABLE, &oldmm->flags))
-		__ksm_enter(mm);
+	ksm_enter_domain(mm, pdomain ? pdomain : new_process_domain());
 }
 
 /**
@@ -2234,6 +2471,8 @@ KSM_COUNTER(full_scans, "%lu", READ_ONCE(ksm_full_scans));
 KSM_COUNTER(stable_node_chains, "%lu", READ_ONCE(ksm_nr_chains));
 KSM_COUNTER(stable_node_dups, "%lu", READ_ONCE(ksm_nr_dups));
 KSM_COUNTER(ksm_zero_pages, "%ld", atomic_long_read(&ksm_zero_pages));
+KSM_COUNTER(pages_scrubbed, "%lu", READ_ONCE(ksm_pages_scrubbed));
+KSM_COUNTER(scrub_failures, "%lu", READ_ONCE(ksm_scrub_failures));
 
 static ssize_t pages_volatile_read(struct kobject *kobj,
 				   struct kobj_attribute *attr, char *buf)
@@ -2475,6 +2714,99 @@ static ssize_t smart_scan_write(struct kobject *kobj,
 
 KSM_RW(smart_scan);
 
+static ssize_t merge_domain_read(struct kobject *kobj,
+				 struct kobj_attribute *attr, char *buf)
+{
+	enum ksm_domain_policy cur = READ_ONCE(ksm_domain_policy);
+	int i, n = 0;
+
+	for (i = 0; i < ARRAY_SIZE(ksm_domain_names); i++)
+		n += sysfs_emit_at(buf, n, i == cur ? "%s[%s]" : "%s%s",
+				   i ? " " : "", ksm_domain_names[i]);
+	return n + sysfs_emit_at(buf, n, "\n");
+}
+
+/*
+ * KSM pages (and, unless they may cross domains, KSM zero pages) made
+ * under one policy would break the next one: refuse with -EBUSY while
+ * there are any.  Unstable entries of the old policy cannot match new
+ * lookups, as a domain tag carries its policy.
+ */
+static ssize_t merge_domain_write(struct kobject *kobj,
+				  struct kobj_attribute *attr,
+				  const char *buf, size_t len)
+{
+	int policy = sysfs_match_string(ksm_domain_names, buf);
+	int err = 0;
+
+	if (policy < 0)
+		return -EINVAL;
+	mutex_lock(&ksm_mutex);
+	if (policy != ksm_domain_policy) {
+		if (ksm_pages_shared || atomic_long_read(&ksm_zero_pages) ||
+		    stable_drop_all()) {
+			err = -EBUSY;
+		} else {
+			WRITE_ONCE(ksm_domain_policy, policy);
+			ksm_domain_gen++;
+		}
+	}
+	mutex_unlock(&ksm_mutex);
+	return err ? err : len;
+}
+
+KSM_RW(merge_domain);
+
+static ssize_t zero_pages_across_domains_read(struct kobject *kobj,
+					      struct kobj_attribute *attr,
+					      char *buf)
+{
+	return sysfs_emit(buf, "%u\n", READ_ONCE(ksm_zero_cross_domains));
+}
+
+static ssize_t zero_pages_across_domains_write(struct kobject *kobj,
+					       struct kobj_attribute *attr,
+					       const char *buf, size_t len)
+{
+	bool val;
+	int err = 0;
+
+	if (kstrtobool(buf, &val))
+		return -EINVAL;
+	mutex_lock(&ksm_mutex);
+	/* Zero pages already shared across domains would stay so. */
+	if (!val && ksm_zero_cross_domains && ksm_domain_policy &&
+	    atomic_long_read(&ksm_zero_pages))
+		err = -EBUSY;
+	else
+		WRITE_ONCE(ksm_zero_cross_domains, val);
+	mutex_unlock(&ksm_mutex);
+	return err ? err : len;
+}
+
+KSM_RW(zero_pages_across_domains);
+
+static ssize_t scrub_pages_per_batch_read(struct kobject *kobj,
+					  struct kobj_attribute *attr,
+					  char *buf)
+{
+	return sysfs_emit(buf, "%u\n", READ_ONCE(ksm_scrub_batch));
+}
+
+static ssize_t scrub_pages_per_batch_write(struct kobject *kobj,
+					   struct kobj_attribute *attr,
+					   const char *buf, size_t len)
+{
+	unsigned int val;
+
+	if (kstrtouint(buf, 10, &val))
+		return -EINVAL;
+	WRITE_ONCE(ksm_scrub_batch, val);
+	return len;
+}
+
+KSM_RW(scrub_pages_per_batch);
+
 static ssize_t advisor_mode_read(struct kobject *kobj,
 				 struct kobj_attribute *attr, char *buf)
 {
@@ -2592,25 +2924,30 @@ static struct attribute *ksm_sysfs_attrs[] = {
 	&advisor_mode_attr.attr,
 	&advisor_target_scan_time_attr.attr,
 	&max_page_sharing_attr.attr,
+	&merge_domain_attr.attr,
 #ifdef CONFIG_NUMA
 	&merge_across_nodes_attr.attr,
 #endif
 	&pages_to_scan_attr.attr,
 	&run_attr.attr,
+	&scrub_pages_per_batch_attr.attr,
 	&sleep_millisecs_attr.attr,
 	&smart_scan_attr.attr,
 	&stable_node_chains_prune_millisecs_attr.attr,
 	&use_zero_pages_attr.attr,
+	&zero_pages_across_domains_attr.attr,
 	/* statistics */
 	&full_scans_attr.attr,
 	&general_profit_attr.attr,
 	&ksm_zero_pages_attr.attr,
 	&pages_scanned_attr.attr,
+	&pages_scrubbed_attr.attr,
 	&pages_shared_attr.attr,
 	&pages_sharing_attr.attr,
 	&pages_skipped_attr.attr,
 	&pages_unshared_attr.attr,
 	&pages_volatile_attr.attr,
+	&scrub_failures_attr.attr,
 	&stable_node_chains_attr.attr,
 	&stable_node_dups_attr.attr,
 	NULL,
@@ -2621,6 +2958,60 @@ static const struct attribute_group ksm_sysfs_group = {
 	.attrs = ksm_sysfs_attrs,
 };
 #endif /* CONFIG_SYSFS */
+
+#ifdef CONFIG_KSM_SCRUB_INJECT
+/*
+ * /sys/kernel/debug/ksm/flip_bit (debug kernels only): writing a virtual
+ * address of the writer's own flips the lowest bit of the first byte of
+ * the KSM page mapped there, as a memory fault would, so that tests can
+ * watch the scrubber find it.  -EINVAL if no KSM page is mapped there.
+ */
+static ssize_t flip_bit_write(struct file *file, const char __user *ubuf,
+			      size_t len, loff_t *ppos)
+{
+	struct mm_struct *mm = current->mm;
+	struct vm_area_struct *vma;
+	struct folio_walk fw;
+	struct folio *folio;
+	unsigned long addr;
+	int err;
+	u8 *p;
+
+	err = kstrtoul_from_user(ubuf, len, 0, &addr);
+	if (err)
+		return err;
+	err = -EINVAL;
+	mmap_read_lock(mm);
+	vma = vma_lookup(mm, addr);
+	folio = vma ? folio_walk_start(&fw, vma, addr, 0) : NULL;
+	if (folio) {
+		if (folio_test_ksm(folio)) {
+			p = kmap_local_page(fw.page);
+			p[0] ^= 1;
+			kunmap_local(p);
+			err = 0;
+		}
+		folio_walk_end(&fw, vma);
+	}
+	mmap_read_unlock(mm);
+	return err ? err : len;
+}
+
+static const struct file_operations ksm_flip_bit_fops = {
+	.owner = THIS_MODULE,
+	.write = flip_bit_write,
+	.llseek = noop_llseek,
+};
+
+static void __init ksm_debugfs_init(void)
+{
+	struct dentry *dir = debugfs_create_dir("ksm", NULL);
+
+	debugfs_create_file("flip_bit", 0200, dir, NULL, &ksm_flip_bit_fops);
+}
+#else
+static inline void ksm_debugfs_init(void) { }
+#endif
 
 /* ------------------------------------------------------------------ */
 /* Initialisation                                                      */
@@ -2672,6 +3063,7 @@ static int __init ksm_init(void)
 #ifdef CONFIG_MEMORY_HOTREMOVE
 	hotplug_memory_notifier(ksm_memory_notify, KSM_CALLBACK_PRI);
 #endif
+	ksm_debugfs_init();
 	return 0;
 
 fail:

@@ -14,7 +14,6 @@
 #include "ktest.h"
 #include <poll.h>
 #include <pthread.h>
-#include <setjmp.h>
 #include <sys/ioctl.h>
 #include <sys/ptrace.h>
 #include <sys/uio.h>
@@ -363,33 +362,10 @@ static int hazard_mremap(void)
 
 /* ---- 21: memory failure on a KSM page ------------------------------- */
 
-static sigjmp_buf bus_env;
-
-static void on_sigbus(int sig)
+static void poison_page(void *p)
 {
-	siglongjmp(bus_env, 1);
-}
-
-/* Whether reading @p (or, with @poison, poisoning it) raises SIGBUS. */
-static int bus_on(volatile char *p, int poison)
-{
-	struct sigaction sa = { .sa_handler = on_sigbus }, old;
-	volatile int bus = 0;
-
-	sigaction(SIGBUS, &sa, &old);
-	if (sigsetjmp(bus_env, 1))
-		bus = 1;
-	else if (!poison)
-		(void)*p;
-	else if (madvise((void *)p, ps, MADV_HWPOISON))
+	if (madvise(p, ps, MADV_HWPOISON))
 		kt_die("madvise(MADV_HWPOISON)");
-	sigaction(SIGBUS, &old, NULL);
-	return bus;
-}
-
-static int touch_bus(volatile char *p)
-{
-	return bus_on(p, 0);
 }
 
 static int hazard_hwpoison(void)
@@ -417,11 +393,11 @@ static int hazard_hwpoison(void)
 	if (!pid) {
 		kt_who = "poisoned child: ";
 		/* the poisoner itself may be killed at once (action required) */
-		if (bus_on(page(2), 1))
+		if (kt_catch_bus(poison_page, page(2)))
 			kt_note("SIGBUS right away, as MF_ACTION_REQUIRED may send");
-		kt_check(touch_bus(page(2)), "touching the page: SIGBUS");
-		kt_check(touch_bus(page(3)), "touching its twin: SIGBUS");
-		kt_check(!touch_bus(page(4)) &&
+		kt_check(kt_sigbus(page(2)), "touching the page: SIGBUS");
+		kt_check(kt_sigbus(page(3)), "touching its twin: SIGBUS");
+		kt_check(!kt_sigbus(page(4)) &&
 			 kt_diff(page(4), shadow + 4 * ps, NPAGES - 4,
 				 "memory") == 0,
 			 "the other KSM pages are intact");
@@ -430,7 +406,7 @@ static int hazard_hwpoison(void)
 	kt_check(kt_join(pid) == 0, "the child saw SIGBUS exactly on the "
 		 "poisoned KSM page");
 	/* our own mappings of that frame (inherited) are gone too */
-	kt_check(touch_bus(page(2)) && touch_bus(page(3)),
+	kt_check(kt_sigbus(page(2)) && kt_sigbus(page(3)),
 		 "the parent, which shared the frame, gets SIGBUS too");
 	kt_check(kt_diff(page(4), shadow + 4 * ps, NPAGES - 4, "memory") == 0,
 		 "the parent's other pages match the shadow");

@@ -61,8 +61,16 @@ static const struct knob knobs[] = {
 	{ "pages_volatile" }, { "pages_scanned" }, { "pages_skipped" },
 	{ "full_scans" }, { "stable_node_chains" }, { "stable_node_dups" },
 	{ "ksm_zero_pages" }, { "general_profit" },
+	/* ours, beyond 6.12 (besides merge_domain) */
+	{ "scrub_pages_per_batch", "2", { "0", "100\n", "2" },
+	  { { "-1", EINVAL }, { "abc", EINVAL }, { "4294967296", EINVAL },
+	    { BIG, EINVAL } } },
+	{ "zero_pages_across_domains", "0", { "1", "0\n" },
+	  { { "2", EINVAL }, { "-1", EINVAL }, { "abc", EINVAL } } },
+	{ "pages_scrubbed" }, { "scrub_failures" },
 };
 #define NKNOBS ARRAY_SIZE(knobs)
+#define NOURS	4	/* the last ones of knobs[] */
 
 static int numa_kernel(void)
 {
@@ -88,7 +96,8 @@ static void check_listing(void)
 		for (i = 0; i < NKNOBS; i++)
 			if (!strcmp(d->d_name, knobs[i].name))
 				break;
-		if (i < NKNOBS || !strcmp(d->d_name, "advisor_mode")) {
+		if (i < NKNOBS || !strcmp(d->d_name, "advisor_mode") ||
+		    !strcmp(d->d_name, "merge_domain")) {
 			seen++;
 			continue;
 		}
@@ -97,9 +106,10 @@ static void check_listing(void)
 	}
 	if (dir)
 		closedir(dir);
-	kt_check(!extra && seen == (int)NKNOBS + 1 - !numa_kernel(),
-		 "the directory has exactly the %zu files of 6.12 (%d found)",
-		 NKNOBS + 1 - !numa_kernel(), seen);
+	kt_check(!extra && seen == (int)NKNOBS + 2 - !numa_kernel(),
+		 "the directory has exactly the %zu files of 6.12 and our %d "
+		 "(%d found)", NKNOBS + 1 - NOURS - !numa_kernel(), NOURS + 1,
+		 seen);
 }
 
 static void check_counter(const struct knob *k, const char *path)
@@ -199,6 +209,37 @@ static void check_advisor_mode(void)
 		 "advisor_mode reads %s, pages_to_scan is 100 again", now);
 }
 
+static void check_merge_domain(void)
+{
+	static const char *const policies[] = {
+		"global", "cgroup", "user", "process",
+	};
+	char now[64], want[64];
+	struct stat st;
+	size_t i, j;
+	int n;
+
+	kt_check(!stat(KSM_DIR "merge_domain", &st) &&
+		 (st.st_mode & 0777) == 0644, "merge_domain has mode 644");
+	ksm_get_str("merge_domain", now, sizeof(now));
+	kt_check(!strcmp(now, "[global] cgroup user process"),
+		 "merge_domain defaults to global (%s)", now);
+	kt_check(ksm_set("merge_domain", "bogus") == -EINVAL &&
+		 ksm_set("merge_domain", "globalx") == -EINVAL &&
+		 ksm_set("merge_domain", "") == -EINVAL,
+		 "merge_domain refuses 'bogus', 'globalx' and '' with EINVAL");
+	for (i = ARRAY_SIZE(policies); i-- > 0;) {
+		for (j = 0, n = 0; j < ARRAY_SIZE(policies); j++)
+			n += snprintf(want + n, sizeof(want) - n,
+				      j == i ? "%s[%s]" : "%s%s", j ? " " : "",
+				      policies[j]);
+		ksm_set("merge_domain", policies[i]);
+		ksm_get_str("merge_domain", now, sizeof(now));
+		kt_check(!strcmp(now, want), "merge_domain takes %s (%s)",
+			 policies[i], now);
+	}
+}
+
 /* A non-root process can read every file and write none. */
 static void nonroot_one(const char *name, const char *val)
 {
@@ -227,6 +268,7 @@ static void check_nonroot(void)
 			nonroot_one(knobs[i].name,
 				    knobs[i].dflt ? knobs[i].dflt : "0");
 		nonroot_one("advisor_mode", "none");
+		nonroot_one("merge_domain", "process");
 		nonroot_one("run", "1");
 		kt_child_exit();
 	}
@@ -272,6 +314,10 @@ static void check_busy(void)
 		kt_check(ksm_set("merge_across_nodes", "1") == 0,
 			 "merge_across_nodes takes its current value");
 	}
+	kt_check(ksm_set("merge_domain", "process") == -EBUSY &&
+		 ksm_set("merge_domain", "global\n") == 0,
+		 "merge_domain refuses a change with EBUSY while KSM pages "
+		 "exist, and takes its current value");
 	kt_check(ksm_set("run", "0") == 0 && ksm_get("run") == 0, "run takes 0");
 	scans = ksm_get("full_scans");
 	usleep(500000);
@@ -299,6 +345,7 @@ int main(void)
 	for (i = 0; i < NKNOBS; i++)
 		check_knob(&knobs[i]);
 	check_advisor_mode();
+	check_merge_domain();
 	check_nonroot();
 	check_busy();
 	return kt_exit();

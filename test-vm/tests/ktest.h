@@ -14,6 +14,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -390,6 +391,45 @@ static inline int kt_diff(const char *mem, const char *shadow, size_t n,
 	return bad;
 }
 
+/* ---- SIGBUS --------------------------------------------------------- */
+
+static sigjmp_buf kt_bus_env;
+
+static inline void kt_on_sigbus(int sig)
+{
+	(void)sig;
+	siglongjmp(kt_bus_env, 1);
+}
+
+/*
+ * Call @fn(@arg) with SIGBUS caught; whether SIGBUS came.  Used by
+ * kt_sigbus() to touch a page that may be poisoned.
+ */
+static inline int kt_catch_bus(void (*fn)(void *), void *arg)
+{
+	struct sigaction sa = { .sa_handler = kt_on_sigbus }, old;
+	volatile int bus = 0;
+
+	sigaction(SIGBUS, &sa, &old);
+	if (sigsetjmp(kt_bus_env, 1))
+		bus = 1;
+	else
+		fn(arg);
+	sigaction(SIGBUS, &old, NULL);
+	return bus;
+}
+
+static inline void kt_read_byte(void *p)
+{
+	(void)*(volatile char *)p;
+}
+
+/* Whether reading the byte at @p raises SIGBUS. */
+static inline int kt_sigbus(void *p)
+{
+	return kt_catch_bus(kt_read_byte, p);
+}
+
 /* ---- pagemap -------------------------------------------------------- */
 
 #define KT_PM_PRESENT	(1ULL << 63)
@@ -410,6 +450,26 @@ static inline int kt_pagemap(const void *addr, size_t n, uint64_t *ent)
 		ret = -1;
 	close(fd);
 	return ret;
+}
+
+/* Frames of @n pages from @addr in process @pid (0: self), 0 if absent. */
+static inline void kt_pfns_of(pid_t pid, const void *addr, size_t n,
+			      uint64_t *pfn)
+{
+	char path[64];
+	off_t off = (uintptr_t)addr / kt_ps() * sizeof(*pfn);
+	ssize_t len = n * sizeof(*pfn);
+	size_t i;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%d/pagemap", pid ? pid : getpid());
+	fd = open(path, O_RDONLY);
+	if (fd < 0 || pread(fd, pfn, len, off) != len)
+		memset(pfn, 0, len);
+	if (fd >= 0)
+		close(fd);
+	for (i = 0; i < n; i++)
+		pfn[i] = (pfn[i] & KT_PM_PRESENT) ? pfn[i] & KT_PM_PFN : 0;
 }
 
 /* Physical frame of a virtual address (needs root); 0 if not present. */
@@ -823,6 +883,8 @@ static const char *const ksm_tunables[] = {
 	"stable_node_chains_prune_millisecs", "advisor_max_cpu",
 	"advisor_min_pages_to_scan", "advisor_max_pages_to_scan",
 	"advisor_target_scan_time",
+	/* ours, beyond 6.12: absent (and skipped) on the stock kernel */
+	"scrub_pages_per_batch", "zero_pages_across_domains",
 };
 #define KSM_NTUNABLES ARRAY_SIZE(ksm_tunables)
 
@@ -863,6 +925,10 @@ static inline void ksm_restore(void)
 	ksm_set("advisor_mode", "none");
 	if (ksm_set("run", "2"))
 		kt_check(0, "restore: run=2 refused");
+	/* nothing is merged now: the domain policy can go back */
+	if (!access(KSM_DIR "merge_domain", F_OK) &&
+	    ksm_set("merge_domain", "global"))
+		kt_check(0, "restore: merge_domain=global refused");
 	for (i = 0; i < KSM_NTUNABLES; i++) {
 		if (ksm_saved.val[i] < 0 || ksm_get(ksm_tunables[i]) ==
 		    ksm_saved.val[i])

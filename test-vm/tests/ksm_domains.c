@@ -1,0 +1,328 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * ksm_domains POLICY | scrub: merge domains and the scrubbing of KSM pages.
+ *
+ * POLICY (global, cgroup, user, process): two worker processes each map,
+ * at the same fixed address,
+ *   across[NACROSS]  the same contents in both workers
+ *   pairs[2*NPAIRS]  pairs of equal pages, different in each worker
+ * With the workers in one domain (global; cgroup with both in one memory
+ * cgroup) the across pages merge between them; in two domains (process;
+ * cgroup with a cgroup each; user with one worker in a user namespace of
+ * its own) no across page may share a frame with the other worker's, as
+ * pagemap shows, while the pairs inside each worker still merge.  The
+ * counters must say the same.  Under process, a fork child of a worker
+ * shares its domain: fresh pages it fills with the worker's contents
+ * merge with the worker's.  Zero-filled pages (use_zero_pages=1) stay in
+ * their domain unless zero_pages_across_domains is set.
+ *
+ * scrub (debug kernels: /sys/kernel/debug/ksm/flip_bit): a bit flipped
+ * in one KSM page is found by ksmd's scrubbing, counted in
+ * scrub_failures, and every mapper of that page gets SIGBUS; the other
+ * KSM pages keep working and scrubbing them finds nothing wrong.
+ */
+#define _GNU_SOURCE
+#include "ktest.h"
+#include <sched.h>
+#include <sys/stat.h>
+
+#define NACROSS	32
+#define NPAIRS	8
+#define NZERO	8
+#define NPAGES	(NACROSS + 2 * NPAIRS + NZERO)
+#define BASE	((char *)0x5a0000000000UL)
+#define CG	"/sys/fs/cgroup/"
+
+static size_t ps;
+
+enum { CMD_FORK = 1 };
+
+/* Fill the worker's pages at @at; @who picks the pairs' contents. */
+static void fill(char *at, int who)
+{
+	int i;
+
+	for (i = 0; i < NACROSS; i++)
+		kt_fill(at + i * ps, ps, 100 + i);
+	for (i = 0; i < 2 * NPAIRS; i++)
+		kt_fill(at + (NACROSS + i) * ps, ps, 1000 * (who + 1) + i / 2);
+	memset(at + (NACROSS + 2 * NPAIRS) * ps, 0, NZERO * ps);
+}
+
+static char *map_fixed(char *at, size_t n)
+{
+	char *p = mmap(at, n * ps, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE,
+		       -1, 0);
+
+	if (p != at)
+		kt_die("mmap at a fixed address");
+	return p;
+}
+
+/*
+ * A worker: its memory at BASE, registered; it answers commands on @down
+ * and exits at end of file.  CMD_FORK: a fork child maps NACROSS fresh
+ * pages at BASE + NPAGES pages with the across contents and stays.
+ */
+static int worker(int who, int down, int up)
+{
+	char *mem = map_fixed(BASE, NPAGES), *more;
+	pid_t kid = 0;
+	long cmd;
+
+	fill(mem, who);
+	if (madvise(mem, NPAGES * ps, MADV_MERGEABLE))
+		kt_die("madvise(MADV_MERGEABLE)");
+	kt_put(up, 0);
+	while ((cmd = kt_get(down)) > 0) {
+		if (cmd == CMD_FORK && !kid) {
+			kid = fork();
+			if (!kid) {
+				more = map_fixed(BASE + NPAGES * ps, NACROSS);
+				fill(more, who);
+				madvise(more, NACROSS * ps, MADV_MERGEABLE);
+				for (;;)
+					pause();
+			}
+			kt_put(up, kid);
+			continue;
+		}
+		kt_put(up, 0);
+	}
+	if (kid > 0) {
+		kill(kid, SIGKILL);
+		waitpid(kid, NULL, 0);
+	}
+	return 0;
+}
+
+enum { IN_PLACE, IN_CGROUP_A, IN_CGROUP_B, IN_USERNS };
+
+static void join_cgroup(const char *name)
+{
+	char path[128];
+
+	snprintf(path, sizeof(path), CG "%s/cgroup.procs", name);
+	if (kt_write(path, "0"))
+		kt_die("joining a cgroup");
+}
+
+/* Start worker @who where @where says; returns its pid. */
+static pid_t start_worker(struct kt_proc *w, int who, int where,
+			  const char *self)
+{
+	char a[16], b[16], c[16];
+
+	if (kt_spawn(w)) {
+		if (kt_get(w->up) != 0)
+			kt_die("worker setup");
+		return w->pid;
+	}
+	if (where == IN_CGROUP_A)
+		join_cgroup("ksm-a");
+	if (where == IN_CGROUP_B)
+		join_cgroup("ksm-b");
+	if (where == IN_USERNS) {
+		/* exec: only a new mm takes the new namespace as its own */
+		if (unshare(CLONE_NEWUSER))
+			kt_die("unshare(CLONE_NEWUSER)");
+		snprintf(a, sizeof(a), "%d", who);
+		snprintf(b, sizeof(b), "%d", w->down);
+		snprintf(c, sizeof(c), "%d", w->up);
+		execl("/proc/self/exe", self, "worker", a, b, c, (char *)NULL);
+		kt_die("exec");
+	}
+	exit(worker(who, w->down, w->up));
+}
+
+/* How many across pages of @a and @b share a frame. */
+static int across_shared(pid_t a, pid_t b, size_t off)
+{
+	uint64_t pa[NACROSS], pb[NACROSS];
+	int i, n = 0;
+
+	kt_pfns_of(a, BASE, NACROSS, pa);
+	kt_pfns_of(b, BASE + off * ps, NACROSS, pb);
+	for (i = 0; i < NACROSS; i++)
+		n += pa[i] && pa[i] == pb[i];
+	return n;
+}
+
+/* How many pairs of worker @pid share a frame. */
+static int pairs_shared(pid_t pid)
+{
+	uint64_t p[2 * NPAIRS];
+	int i, n = 0;
+
+	kt_pfns_of(pid, BASE + NACROSS * ps, 2 * NPAIRS, p);
+	for (i = 0; i < NPAIRS; i++)
+		n += p[2 * i] && p[2 * i] == p[2 * i + 1];
+	return n;
+}
+
+static void make_cgroups(void)
+{
+	if (kt_write(CG "cgroup.subtree_control", "+memory"))
+		kt_skip("no memory cgroup controller");
+	mkdir(CG "ksm-a", 0755);
+	mkdir(CG "ksm-b", 0755);
+}
+
+static int check_policy(const char *policy, const char *self)
+{
+	int split, where[2] = { IN_PLACE, IN_PLACE }, who, n;
+	struct kt_proc w[2];
+	pid_t pid[2], kid;
+	long zero;
+
+	if (ksm_set("merge_domain", policy))
+		kt_skip("this kernel has no merge domains");
+	split = strcmp(policy, "global") != 0;
+	if (!strcmp(policy, "cgroup")) {
+		make_cgroups();
+		where[0] = IN_CGROUP_A;
+		where[1] = IN_CGROUP_B;
+	} else if (!strcmp(policy, "user")) {
+		where[1] = IN_USERNS;
+	}
+	ksm_must_set("use_zero_pages", 1);
+	for (who = 0; who < 2; who++)
+		pid[who] = start_worker(&w[who], who, where[who], self);
+
+	ksm_go(1000, 10);
+	/*
+	 * across: one KSM page each, or none; pairs: one per pair; zero
+	 * pages: the zero page, or in two domains one KSM page per worker.
+	 */
+	if (split)
+		ksm_expect("two domains", 2 * NPAIRS + 2,
+			   2 * NPAIRS + 2 * (NZERO - 1), 2 * NACROSS);
+	else
+		ksm_expect("one domain", 2 * NPAIRS + NACROSS,
+			   2 * NPAIRS + NACROSS, 0);
+	n = across_shared(pid[0], pid[1], 0);
+	kt_check(n == (split ? 0 : NACROSS),
+		 "merge_domain=%s: %d of %d equal pages of the two workers "
+		 "share a frame (want %d)", policy, n, NACROSS,
+		 split ? 0 : NACROSS);
+	kt_check(pairs_shared(pid[0]) == NPAIRS &&
+		 pairs_shared(pid[1]) == NPAIRS,
+		 "inside each worker, every pair shares a frame");
+	zero = ksm_get("ksm_zero_pages");
+	kt_check(zero == (split ? 0 : 2 * NZERO),
+		 "zero-filled pages map the zero page only with one domain "
+		 "(ksm_zero_pages %ld)", zero);
+
+	if (split && !strcmp(policy, "process")) {
+		kid = kt_ask(&w[0], CMD_FORK);
+		ksm_wait_scans(3, 120);
+		n = across_shared(pid[0], kid, NPAGES);
+		kt_check(n == NACROSS,
+			 "a fork child shares its parent's domain: %d of %d "
+			 "fresh equal pages merged with the parent's", n,
+			 NACROSS);
+	}
+	if (split && !strcmp(policy, "cgroup")) {
+		/* two workers in one cgroup merge again */
+		kt_finish(&w[1]);
+		pid[1] = start_worker(&w[1], 1, IN_CGROUP_A, self);
+		ksm_wait_scans(3, 120);
+		n = across_shared(pid[0], pid[1], 0);
+		kt_check(n == NACROSS, "two workers in one memory cgroup: %d "
+			 "of %d equal pages merged", n, NACROSS);
+	}
+	for (who = 0; who < 2; who++)
+		kt_check(kt_finish(&w[who]) == 0, "worker %d exits cleanly", who);
+	ksm_must_set("run", 2);
+	if (!strcmp(policy, "cgroup")) {
+		rmdir(CG "ksm-a");
+		rmdir(CG "ksm-b");
+	}
+	return kt_exit();
+}
+
+/* ---- scrubbing -------------------------------------------------------- */
+
+#define FLIP	"/sys/kernel/debug/ksm/flip_bit"
+
+static int flip_bit(void *addr)
+{
+	char buf[32];
+
+	snprintf(buf, sizeof(buf), "%p", addr);
+	return kt_write(FLIP, buf);
+}
+
+static int scrubbed_cond(void *arg)
+{
+	return ksm_get("pages_scrubbed") >= *(long *)arg;
+}
+
+static int failed_cond(void *arg)
+{
+	return ksm_get("scrub_failures") > *(long *)arg;
+}
+
+static int check_scrub(void)
+{
+	long failures = ksm_get("scrub_failures"), want;
+	char *mem, *shadow, *plain;
+	int i, bus;
+
+	if (access(FLIP, W_OK))
+		kt_skip("no " FLIP " (CONFIG_KSM_SCRUB_INJECT)");
+	mem = kt_map(2 * NPAIRS);
+	for (i = 0; i < 2 * NPAIRS; i++)
+		kt_fill(mem + i * ps, ps, 4000 + i / 2);
+	shadow = kt_shadow(mem, 2 * NPAIRS);
+	plain = kt_map(1);
+	plain[0] = 1;
+	madvise(mem, 2 * NPAIRS * ps, MADV_MERGEABLE);
+	ksm_must_set("scrub_pages_per_batch", 1000);
+	ksm_go(1000, 10);
+	ksm_expect("merged", NPAIRS, NPAIRS, 0);
+	want = ksm_get("pages_scrubbed") + 4 * NPAIRS;
+	kt_check(ksm_wait_for(scrubbed_cond, &want, 20, 60) == 0 &&
+		 ksm_get("scrub_failures") == failures,
+		 "intact KSM pages are scrubbed (%ld) and nothing is found",
+		 ksm_get("pages_scrubbed"));
+
+	kt_check(flip_bit(plain) == -EINVAL,
+		 "flip_bit refuses an address without a KSM page (EINVAL)");
+	kt_check(flip_bit(mem) == 0, "a bit of KSM page 0 is flipped");
+	kt_check(ksm_wait_for(failed_cond, &failures, 20, 60) == 0,
+		 "scrubbing found it: scrub_failures %ld", ksm_get("scrub_failures"));
+	for (i = 0, bus = 0; i < 100 && !bus; i++) {
+		bus = kt_sigbus(mem);
+		if (!bus)
+			usleep(100000);
+	}
+	kt_check(bus && kt_sigbus(mem + ps),
+		 "both mappings of the damaged KSM page raise SIGBUS");
+	kt_check(kt_diff(mem + 2 * ps, shadow + 2 * ps, 2 * NPAIRS - 2,
+			 "memory") == 0,
+		 "the other KSM pages read back intact");
+	kt_check(ksm_get("scrub_failures") == failures + 1,
+		 "exactly one scrub failure (%ld)",
+		 ksm_get("scrub_failures") - failures);
+	/* the others keep working: a write still copies */
+	kt_poke(mem, shadow, 3 * ps + 1, mem[3 * ps + 1] ^ 1);
+	kt_check(!memcmp(mem + 2 * ps, shadow + 2 * ps, 2 * ps),
+		 "a write to another KSM page copies, as ever");
+	munmap(mem, 2 * ps);
+	return kt_exit();
+}
+
+int main(int argc, char **argv)
+{
+	ps = kt_ps();
+	if (argc == 5 && !strcmp(argv[1], "worker"))
+		return worker(atoi(argv[2]), atoi(argv[3]), atoi(argv[4]));
+	if (argc != 2)
+		kt_die("usage: ksm_domains global|cgroup|user|process|scrub");
+	ksm_begin();
+	if (!strcmp(argv[1], "scrub"))
+		return check_scrub();
+	return check_policy(argv[1], argv[0]);
+}
