@@ -37,13 +37,20 @@ static size_t ps;
 
 enum { CMD_FORK = 1 };
 
-/* Fill the worker's pages at @at; @who picks the pairs' contents. */
-static void fill(char *at, int who)
+static void fill_across(char *at)
 {
 	int i;
 
 	for (i = 0; i < NACROSS; i++)
 		kt_fill(at + i * ps, ps, 100 + i);
+}
+
+/* Fill the worker's pages at @at; @who picks the pairs' contents. */
+static void fill(char *at, int who)
+{
+	int i;
+
+	fill_across(at);
 	for (i = 0; i < 2 * NPAIRS; i++)
 		kt_fill(at + (NACROSS + i) * ps, ps, 1000 * (who + 1) + i / 2);
 	memset(at + (NACROSS + 2 * NPAIRS) * ps, 0, NZERO * ps);
@@ -77,14 +84,22 @@ static int worker(int who, int down, int up)
 	kt_put(up, 0);
 	while ((cmd = kt_get(down)) > 0) {
 		if (cmd == CMD_FORK && !kid) {
+			int ready[2];
+
+			if (pipe(ready))
+				kt_die("pipe");
 			kid = fork();
 			if (!kid) {
 				more = map_fixed(BASE + NPAGES * ps, NACROSS);
-				fill(more, who);
+				fill_across(more);
 				madvise(more, NACROSS * ps, MADV_MERGEABLE);
+				kt_put(ready[1], 0);
 				for (;;)
 					pause();
 			}
+			kt_get(ready[0]);	/* its memory is registered */
+			close(ready[0]);
+			close(ready[1]);
 			kt_put(up, kid);
 			continue;
 		}
@@ -161,6 +176,15 @@ static int pairs_shared(pid_t pid)
 	return n;
 }
 
+static pid_t fork_pids[2];
+
+static int fork_merged_cond(void *arg)
+{
+	pid_t *p = arg;
+
+	return across_shared(p[0], p[1], NPAGES) == NACROSS;
+}
+
 static void make_cgroups(void)
 {
 	if (kt_write(CG "cgroup.subtree_control", "+memory"))
@@ -216,7 +240,9 @@ static int check_policy(const char *policy, const char *self)
 
 	if (split && !strcmp(policy, "process")) {
 		kid = kt_ask(&w[0], CMD_FORK);
-		ksm_wait_scans(3, 120);
+		fork_pids[0] = pid[0];
+		fork_pids[1] = kid;
+		ksm_wait_for(fork_merged_cond, fork_pids, 5, 60);
 		n = across_shared(pid[0], kid, NPAGES);
 		kt_check(n == NACROSS,
 			 "a fork child shares its parent's domain: %d of %d "
@@ -291,8 +317,9 @@ static int check_scrub(void)
 	kt_check(flip_bit(plain) == -EINVAL,
 		 "flip_bit refuses an address without a KSM page (EINVAL)");
 	kt_check(flip_bit(mem) == 0, "a bit of KSM page 0 is flipped");
-	kt_check(ksm_wait_for(failed_cond, &failures, 20, 60) == 0,
-		 "scrubbing found it: scrub_failures %ld", ksm_get("scrub_failures"));
+	i = ksm_wait_for(failed_cond, &failures, 20, 60);
+	kt_check(i == 0, "scrubbing found it: scrub_failures %ld",
+		 ksm_get("scrub_failures"));
 	for (i = 0, bus = 0; i < 100 && !bus; i++) {
 		bus = kt_sigbus(mem);
 		if (!bus)

@@ -226,8 +226,9 @@ static void check_merge_domain(void)
 		 "merge_domain defaults to global (%s)", now);
 	kt_check(ksm_set("merge_domain", "bogus") == -EINVAL &&
 		 ksm_set("merge_domain", "globalx") == -EINVAL &&
-		 ksm_set("merge_domain", "") == -EINVAL,
-		 "merge_domain refuses 'bogus', 'globalx' and '' with EINVAL");
+		 ksm_set("merge_domain", "\n") == -EINVAL,
+		 "merge_domain refuses 'bogus', 'globalx' and an empty line "
+		 "with EINVAL");
 	for (i = ARRAY_SIZE(policies); i-- > 0;) {
 		for (j = 0, n = 0; j < ARRAY_SIZE(policies); j++)
 			n += snprintf(want + n, sizeof(want) - n,
