@@ -486,6 +486,30 @@ static u32 page_content_hash(struct page *page)
 	return (u32)(h ^ (h >> 32));
 }
 
+/*
+ * Whether two pages have the same content.  memcmp() orders bytes and
+ * compares a word per step; equality needs neither, so compare a cache
+ * line per step and test once per line.
+ */
+static bool pages_equal(struct page *a, struct page *b)
+{
+	const u64 *p = kmap_local_page(a), *q = kmap_local_page(b);
+	unsigned int i;
+	u64 diff = 0;
+
+	for (i = 0; i < PAGE_SIZE / sizeof(u64); i += 8) {
+		diff = (p[i] ^ q[i]) | (p[i + 1] ^ q[i + 1]) |
+		       (p[i + 2] ^ q[i + 2]) | (p[i + 3] ^ q[i + 3]) |
+		       (p[i + 4] ^ q[i + 4]) | (p[i + 5] ^ q[i + 5]) |
+		       (p[i + 6] ^ q[i + 6]) | (p[i + 7] ^ q[i + 7]);
+		if (diff)
+			break;
+	}
+	kunmap_local(q);
+	kunmap_local(p);
+	return !diff;
+}
+
 /* The merge domain of the pages of @item's mm (see slot_domain()). */
 static inline u32 item_domain(const struct ksm_item *item)
 {
@@ -1110,7 +1134,7 @@ static int map_ksm_page(struct ksm_item *item, struct page *page,
 			/* Reclaim must write it to swap, not drop it. */
 			if (!folio_test_dirty(folio))
 				folio_set_dirty(folio);
-		} else if (memcmp_pages(page, kpage)) {
+		} else if (!pages_equal(page, kpage)) {
 			err = -EFAULT;
 		} else {
 			err = replace_anon_page_pte(vma, page, kpage, pte);
@@ -1166,7 +1190,7 @@ static struct folio *stable_find(struct page *page, struct ksm_key key,
 		if (!kfolio)
 			continue;
 		if ((!ksm_across_nodes && folio_nid(kfolio) != nid) ||
-		    memcmp_pages(page, &kfolio->page)) {
+		    !pages_equal(page, &kfolio->page)) {
 			folio_put(kfolio);
 			continue;
 		}
@@ -1174,8 +1198,11 @@ static struct folio *stable_find(struct page *page, struct ksm_key key,
 			return kfolio;
 		folio_put(kfolio);
 
-		/* Same content, but full: try the other copies. */
-		list_for_each_entry(dup, &node->dups, dups) {
+		/*
+		 * Same content, but full: try the other copies, the ones
+		 * that joined last first, as the older ones fill up first.
+		 */
+		list_for_each_entry_reverse(dup, &node->dups, dups) {
 			if (dup->nr_maps >= ksm_max_sharing)
 				continue;
 			/* A stale dup cannot be freed inside this loop. */
@@ -1236,7 +1263,7 @@ static struct ksm_item *unstable_find(struct ksm_item *item,
 			continue;
 		if (op == page || folio_test_ksm(page_folio(op)) ||
 		    (!ksm_across_nodes && page_to_nid(op) != page_to_nid(page)) ||
-		    memcmp_pages(page, op)) {
+		    !pages_equal(page, op)) {
 			put_page(op);
 			continue;
 		}
@@ -1260,7 +1287,7 @@ static void chain_add_dup(struct ksm_node *node, struct ksm_node *group,
 		return;
 	gfolio = node_folio(group, false);
 	if (gfolio) {
-		if (!memcmp_pages(&gfolio->page, page))
+		if (pages_equal(&gfolio->page, page))
 			chain_join(node, group);
 		folio_put(gfolio);
 	}
@@ -1428,20 +1455,48 @@ static void ksm_merge_page(struct ksm_item *item, struct page *page)
 /* The scanner                                                         */
 /* ------------------------------------------------------------------ */
 
-struct ksm_found {
-	struct page *page;
-	unsigned long addr;
-};
+/*
+ * Pages found by one page-table walk, in address order, each with a
+ * reference; ksm_next_page() hands them out one by one.  Walking once for
+ * a run of pages, instead of once per page, saves taking the mmap lock and
+ * descending the page tables for every page.  Only used under ksm_mutex,
+ * and empty between batches (ksm_found_drop()), so that ksmd never holds
+ * references on user pages while it sleeps.
+ */
+#define KSM_FOUND_MAX	32
 
-/* Page-walk callback: stop at the first anonymous page in this PMD. */
+static struct ksm_found {
+	struct page *page[KSM_FOUND_MAX];
+	unsigned long addr[KSM_FOUND_MAX];
+	unsigned int nr;	/* pages found */
+	unsigned int next;	/* next one to hand out */
+	unsigned int want;	/* how many the walk may collect */
+} ksm_found;
+
+/* Add @page at @addr to @f; false when @f is full and the walk must stop. */
+static bool found_add(struct ksm_found *f, struct page *page,
+		      unsigned long addr)
+{
+	folio_get(page_folio(page));
+	f->page[f->nr] = page;
+	f->addr[f->nr++] = addr;
+	return f->nr < f->want;
+}
+
+/*
+ * Page-walk callback: collect the anonymous pages of this PMD.  A page of
+ * a large folio is only ever collected alone: splitting it would fail on
+ * the references held for its other pages.
+ */
 static int ksm_find_in_pmd(pmd_t *pmdp, unsigned long addr,
 			   unsigned long end, struct mm_walk *walk)
 {
-	struct ksm_found *found = walk->private;
+	struct ksm_found *f = walk->private;
 	struct vm_area_struct *vma = walk->vma;
-	struct page *page = NULL;
+	struct page *page;
 	pte_t *start, *ptep;
 	spinlock_t *ptl;	/* page table lock */
+	int ret = 0;
 	pmd_t pmd;
 
 	cond_resched();
@@ -1455,13 +1510,13 @@ static int ksm_find_in_pmd(pmd_t *pmdp, unsigned long addr,
 		if (pmd_present(pmd) && pmd_leaf(pmd)) {
 			page = vm_normal_page_pmd(vma, addr, pmd);
 			if (page && ksm_candidate(page)) {
-				page += (addr & ~PMD_MASK) >> PAGE_SHIFT;
-				folio_get(page_folio(page));
-			} else {
-				page = NULL;
+				ret = 1;
+				if (!f->nr)
+					found_add(f, page + ((addr & ~PMD_MASK) >>
+							     PAGE_SHIFT), addr);
 			}
 			spin_unlock(ptl);
-			goto out;
+			return ret;
 		}
 		spin_unlock(ptl);
 	}
@@ -1475,19 +1530,33 @@ static int ksm_find_in_pmd(pmd_t *pmdp, unsigned long addr,
 		if (!pte_present(pte))
 			continue;
 		page = vm_normal_page(vma, addr, pte);
-		if (page && ksm_candidate(page)) {
-			folio_get(page_folio(page));
+		if (!page || !ksm_candidate(page))
+			continue;
+		if (folio_test_large(page_folio(page))) {
+			ret = 1;
+			if (!f->nr)
+				found_add(f, page, addr);
 			break;
 		}
-		page = NULL;
+		if (!found_add(f, page, addr)) {
+			ret = 1;
+			break;
+		}
 	}
 	pte_unmap_unlock(start, ptl);
-out:
-	if (!page)
-		return 0;
-	found->page = page;
-	found->addr = addr;
-	return 1;
+	return ret;
+}
+
+/* Give back what the last walk found and ksmd did not look at. */
+static void ksm_found_drop(void)
+{
+	struct ksm_found *f = &ksm_found;
+
+	if (f->next < f->nr)
+		ksm_cursor.addr = f->addr[f->next];	/* revisit those */
+	while (f->next < f->nr)
+		put_page(f->page[f->next++]);
+	f->nr = f->next = 0;
 }
 
 static const struct mm_walk_ops ksm_find_ops = {
@@ -1545,17 +1614,53 @@ static bool cursor_advance(struct ksm_mm *slot)
 }
 
 /*
- * Find the next page to look at, with a reference, and its item.
- * Returns false at the end of a pass or when there is nothing to scan.
+ * Hand out the next page found by the last walk, with its item; false
+ * when none is left.  The cursor follows, and the items of addresses
+ * skipped over (no page there any more) are freed.
  */
-static bool ksm_next_page(struct ksm_item **itemp, struct page **pagep)
+static bool ksm_found_next(struct ksm_mm *slot, struct ksm_item **itemp,
+			   struct page **pagep)
 {
-	struct vm_area_struct *vma;
-	struct ksm_found found;
+	struct ksm_found *f = &ksm_found;
 	struct ksm_item *item;
+	unsigned long addr;
+	struct page *page;
+
+	while (f->next < f->nr) {
+		page = f->page[f->next];
+		addr = f->addr[f->next++];
+		items_drop(slot, ksm_cursor.addr, addr);
+		ksm_cursor.addr = addr + PAGE_SIZE;
+
+		item = item_get(slot, addr);
+		if (!item || smart_skip(item, page)) {
+			put_page(page);
+			continue;
+		}
+		*itemp = item;
+		*pagep = page;
+		return true;
+	}
+	f->nr = f->next = 0;
+	return false;
+}
+
+/*
+ * Find the next page to look at, with a reference, and its item; walk
+ * the page tables for at most @want more pages if none is left from the
+ * last walk.  Returns false at the end of a pass or when there is
+ * nothing to scan.
+ */
+static bool ksm_next_page(struct ksm_item **itemp, struct page **pagep,
+			  unsigned int want)
+{
+	struct ksm_found *f = &ksm_found;
+	struct vm_area_struct *vma;
 	struct mm_struct *mm;
 	struct ksm_mm *slot;
 
+	if (ksm_cursor.slot && ksm_found_next(ksm_cursor.slot, itemp, pagep))
+		return true;
 next_mm:
 	if (!ksm_cursor.slot) {
 		if (list_empty_careful(&ksm_mm_list))
@@ -1596,51 +1701,39 @@ next_mm:
 		slot->domain_gen = ksm_domain_gen;
 	}
 
+	f->want = clamp(want, 1U, (unsigned int)KSM_FOUND_MAX);
 	mmap_read_lock(mm);
 	{
 		VMA_ITERATOR(vmi, mm, ksm_cursor.addr);
 
 		for_each_vma(vmi, vma) {
+			unsigned long from = max(ksm_cursor.addr,
+						 vma->vm_start);
+
 			if (!(vma->vm_flags & VM_MERGEABLE) || !vma->anon_vma)
 				continue;
-			while (!mm_exiting(mm)) {
-				unsigned long from = max(ksm_cursor.addr,
-							 vma->vm_start);
-
-				if (from >= vma->vm_end)
-					break;
-				found.page = NULL;
-				if (walk_page_range_vma(vma, from, vma->vm_end,
-							&ksm_find_ops,
-							&found) <= 0 ||
-				    !found.page) {
-					break;
-				}
-				items_drop(slot, ksm_cursor.addr, found.addr);
-				ksm_cursor.addr = found.addr + PAGE_SIZE;
-
-				item = item_get(slot, found.addr);
-				if (!item || smart_skip(item, found.page)) {
-					put_page(found.page);
-					continue;
-				}
-				mmap_read_unlock(mm);
-				mmput(mm);
-				*itemp = item;
-				*pagep = found.page;
-				return true;
-			}
 			if (mm_exiting(mm))
 				break;
+			if (from < vma->vm_end)
+				walk_page_range_vma(vma, from, vma->vm_end,
+						    &ksm_find_ops, f);
+			if (f->nr)
+				break;
+			/* Nothing (more) here. */
 			items_drop(slot, ksm_cursor.addr, vma->vm_end);
 			ksm_cursor.addr = vma->vm_end;
 		}
 	}
-	/* Nothing more in this mm: forget what lies beyond the cursor. */
-	items_drop(slot, ksm_cursor.addr, ULONG_MAX);
 	mmap_read_unlock(mm);
 	mmput(mm);
 
+	if (f->nr) {
+		if (ksm_found_next(slot, itemp, pagep))
+			return true;
+		goto next_mm;	/* all skipped: walk on from the cursor */
+	}
+	/* Nothing more in this mm: forget what lies beyond the cursor. */
+	items_drop(slot, ksm_cursor.addr, ULONG_MAX);
 	if (cursor_advance(slot))
 		return false;
 	goto next_mm;
@@ -1780,16 +1873,18 @@ static struct folio *ksm_scan_batch(unsigned int budget)
 	struct page *page;
 
 	stable_prune();
-	while (budget--) {
+	while (budget) {
 		cond_resched();
 		if (unlikely(freezing(current)))
 			break;
-		if (!ksm_next_page(&item, &page))
+		if (!ksm_next_page(&item, &page, budget))
 			break;
 		ksm_merge_page(item, page);
 		put_page(page);
 		ksm_pages_scanned++;
+		budget--;
 	}
+	ksm_found_drop();
 	return ksm_scrub(READ_ONCE(ksm_scrub_batch));
 }
 
