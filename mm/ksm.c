@@ -1556,7 +1556,8 @@ static void ksm_found_drop(void)
 		ksm_cursor.addr = f->addr[f->next];	/* revisit those */
 	while (f->next < f->nr)
 		put_page(f->page[f->next++]);
-	f->nr = f->next = 0;
+	f->nr = 0;
+	f->next = 0;
 }
 
 static const struct mm_walk_ops ksm_find_ops = {
@@ -1641,7 +1642,8 @@ static bool ksm_found_next(struct ksm_mm *slot, struct ksm_item **itemp,
 		*pagep = page;
 		return true;
 	}
-	f->nr = f->next = 0;
+	f->nr = 0;
+	f->next = 0;
 	return false;
 }
 
