@@ -2571,6 +2571,18 @@ KSM_COUNTER(ksm_zero_pages, "%ld", atomic_long_read(&ksm_zero_pages));
 KSM_COUNTER(pages_scrubbed, "%lu", READ_ONCE(ksm_pages_scrubbed));
 KSM_COUNTER(scrub_failures, "%lu", READ_ONCE(ksm_scrub_failures));
 
+/* Plain unsigned int tunables share one parser. */
+static ssize_t ksm_store_uint(unsigned int *knob, const char *buf,
+			      size_t len)
+{
+	unsigned int val;
+
+	if (kstrtouint(buf, 10, &val))
+		return -EINVAL;
+	WRITE_ONCE(*knob, val);
+	return len;
+}
+
 static ssize_t pages_volatile_read(struct kobject *kobj,
 				   struct kobj_attribute *attr, char *buf)
 {
@@ -2646,13 +2658,10 @@ static ssize_t pages_to_scan_write(struct kobject *kobj,
 				   struct kobj_attribute *attr,
 				   const char *buf, size_t len)
 {
-	unsigned int val;
-
 	/* The advisor owns the value while it is active. */
-	if (ksm_advisor != KSM_ADVISOR_NONE || kstrtouint(buf, 10, &val))
+	if (ksm_advisor != KSM_ADVISOR_NONE)
 		return -EINVAL;
-	WRITE_ONCE(ksm_pages_to_scan, val);
-	return len;
+	return ksm_store_uint(&ksm_pages_to_scan, buf, len);
 }
 
 KSM_RW(pages_to_scan);
@@ -2667,13 +2676,11 @@ static ssize_t sleep_millisecs_write(struct kobject *kobj,
 				     struct kobj_attribute *attr,
 				     const char *buf, size_t len)
 {
-	unsigned int val;
+	ssize_t ret = ksm_store_uint(&ksm_sleep_ms, buf, len);
 
-	if (kstrtouint(buf, 10, &val))
-		return -EINVAL;
-	WRITE_ONCE(ksm_sleep_ms, val);
-	wake_up_interruptible(&ksm_sleep_wait);
-	return len;
+	if (ret > 0)
+		wake_up_interruptible(&ksm_sleep_wait);
+	return ret;
 }
 
 KSM_RW(sleep_millisecs);
@@ -2781,12 +2788,7 @@ static ssize_t stable_node_chains_prune_millisecs_write(struct kobject *kobj,
 							const char *buf,
 							size_t len)
 {
-	unsigned int val;
-
-	if (kstrtouint(buf, 10, &val))
-		return -EINVAL;
-	WRITE_ONCE(ksm_chain_prune_ms, val);
-	return len;
+	return ksm_store_uint(&ksm_chain_prune_ms, buf, len);
 }
 
 KSM_RW(stable_node_chains_prune_millisecs);
@@ -2894,12 +2896,7 @@ static ssize_t scrub_pages_per_batch_write(struct kobject *kobj,
 					   struct kobj_attribute *attr,
 					   const char *buf, size_t len)
 {
-	unsigned int val;
-
-	if (kstrtouint(buf, 10, &val))
-		return -EINVAL;
-	WRITE_ONCE(ksm_scrub_batch, val);
-	return len;
+	return ksm_store_uint(&ksm_scrub_batch, buf, len);
 }
 
 KSM_RW(scrub_pages_per_batch);

@@ -131,12 +131,19 @@ static void family(void)
 		 "after P exited, ksmd brings every counter back to 0");
 }
 
+/*
+ * Do the fresh pages map the parent's KSM page?  Its frame is read from
+ * the inherited mapping each time, as compaction may move the page.
+ */
+static char *inherited;
+
 static int same_frame(void *arg)
 {
 	char *mem = arg;
+	uint64_t frame = kt_pfn(inherited);
 
-	return kt_pfn(mem) == sh->frame && kt_pfn(mem + (NSAME - 1) * ps) ==
-	       sh->frame;
+	return frame && kt_pfn(mem) == frame &&
+	       kt_pfn(mem + (NSAME - 1) * ps) == frame;
 }
 
 static int self_merged(void *arg)
@@ -167,14 +174,13 @@ static void prctl_family(void)
 		mem = kt_map(NSAME);
 		for (i = 0; i < NSAME; i++)
 			kt_fill(mem + i * ps, ps, seed_of(0, i));
-		sh->frame = 0;
 		kt_check(ksm_wait_for(self_merged, mem, 10, 300) == 0,
 			 "memory never madvised merged");
-		sh->frame = kt_pfn(mem);
 		if (!kt_fork()) {
 			kt_who = "prctl C: ";
 			kt_check(prctl(PR_GET_MEMORY_MERGE, 0, 0, 0, 0) == 1,
 				 "PR_GET_MEMORY_MERGE is 1 in the child");
+			inherited = mem;
 			fresh = kt_map(NSAME);
 			for (i = 0; i < NSAME; i++)
 				kt_fill(fresh + i * ps, ps, seed_of(0, i));
