@@ -157,12 +157,9 @@ int main(void)
 	ksm_begin();
 	ps = kt_ps();
 	sh = kt_shared(sizeof(*sh));
-	for (who = 0; who < 2; who++) {
-		if (!kt_spawn(&kid[who]))
-			return child(&kid[who], who);
-		if (kt_get(kid[who].up) != 0)
-			kt_die("child setup");
-	}
+	who = kt_spawn_ready(kid, 2);
+	if (who >= 0)
+		return child(&kid[who], who);
 
 	ksm_go(1000, 10);
 	ksm_expect("merged", shared, sharing, 2 * NUNIQUE);

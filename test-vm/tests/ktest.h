@@ -284,6 +284,24 @@ static inline long kt_get(int fd)
 	return read(fd, &v, sizeof(v)) == sizeof(v) ? v : -1;
 }
 
+/*
+ * Spawn @n children one after the other, each one's setup answered (0 on
+ * its ->up pipe) before the next is started.  Returns the child's index
+ * in a child, -1 in the parent once all are set up.
+ */
+static inline int kt_spawn_ready(struct kt_proc *kid, int n)
+{
+	int i;
+
+	for (i = 0; i < n; i++) {
+		if (!kt_spawn(&kid[i]))
+			return i;
+		if (kt_get(kid[i].up) != 0)
+			kt_die("child setup");
+	}
+	return -1;
+}
+
 /* Parent: send @cmd to a child and wait for its answer. */
 static inline long kt_ask(struct kt_proc *p, long cmd)
 {
