@@ -1,5 +1,5 @@
 # The front door.  Every target is a script in scripts/ or test-vm/.
-.PHONY: demo check bench setup tree kernel kernel-debug kernel-stock \
+.PHONY: demo check bench soak setup tree kernel kernel-debug kernel-stock \
 	initramfs checkpatch series clean
 
 demo:
@@ -10,6 +10,10 @@ check:
 
 bench:
 	@scripts/bench
+
+# make soak DURATION=<seconds> (default 600)
+soak:
+	@scripts/soak $(DURATION)
 
 setup:
 	@scripts/setup

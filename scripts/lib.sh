@@ -26,3 +26,19 @@ JOBS=${JOBS:-$(nproc)}
 
 say() { printf '==> %s\n' "$*"; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
+
+# A setup step of make check or make soak (name, command...): its output
+# goes to build/logs/<name>.out; prints "PASS <name>" or "FAIL <name>"
+# with the end of that log, appends the line to $STEP_RESULTS and
+# returns the step's status.
+step() {
+	local name=$1
+	shift
+	if "$@" > "$LOGS/$name.out" 2>&1; then
+		echo "PASS $name" | tee -a "$STEP_RESULTS"
+	else
+		echo "FAIL $name: see build/logs/$name.out" | tee -a "$STEP_RESULTS"
+		tail -n 20 "$LOGS/$name.out" | sed 's/^/    /'
+		return 1
+	fi
+}
