@@ -16,6 +16,7 @@
 #include <pthread.h>
 #include <sys/ioctl.h>
 #include <sys/ptrace.h>
+#include <sys/stat.h>
 #include <sys/uio.h>
 #include <linux/io_uring.h>
 #include <linux/userfaultfd.h>
@@ -315,6 +316,374 @@ static int hazard_pinned(void)
 	return kt_exit();
 }
 
+/* ---- 4: a read-only long-term pin unshares a KSM page ---------------- */
+
+/*
+ * How many page tables map frame @pfn (/proc/kpagecount); -1 if unknown.
+ * A KSM page is told by its mappings, not by /proc/kpageflags: 6.12's
+ * stable_page_flags() tests "mapping & PAGE_MAPPING_KSM", which holds for
+ * every anonymous page, and so reports KPF_KSM for all of them.
+ */
+static long frame_maps(uint64_t pfn)
+{
+	uint64_t count = 0;
+	int fd = open("/proc/kpagecount", O_RDONLY);
+
+	if (fd < 0 || !pfn)
+		return -1;
+	if (pread(fd, &count, sizeof(count), pfn * sizeof(count)) !=
+	    sizeof(count))
+		count = 0;
+	close(fd);
+	return count;
+}
+
+#define KT_PM_EXCLUSIVE	(1ULL << 56)
+
+/*
+ * How many of the @n pages from @addr of process @pid are on a frame
+ * mapped more than once: for private anonymous memory, a KSM page.
+ */
+static int shared_frames(pid_t pid, const void *addr, size_t n)
+{
+	uint64_t *pfn = calloc(n, sizeof(*pfn));
+	int shared = 0;
+	size_t i;
+
+	if (!pfn)
+		kt_die("calloc");
+	kt_pfns_of(pid, addr, n, pfn);
+	for (i = 0; i < n; i++)
+		shared += frame_maps(pfn[i]) > 1;
+	free(pfn);
+	return shared;
+}
+
+/* mm/gup_test.h of the kernel tree (CONFIG_GUP_TEST) */
+struct pin_longterm_test {
+	__u64 addr;
+	__u64 size;
+	__u32 flags;
+};
+#define PIN_LONGTERM_TEST_START	_IOW('g', 7, struct pin_longterm_test)
+#define PIN_LONGTERM_TEST_STOP	_IO('g', 8)
+#define PIN_LONGTERM_TEST_READ	_IOW('g', 9, __u64)
+#define PIN_LONGTERM_TEST_FLAG_USE_FAST	2
+
+/* Does the long-term pin of gup_test see page @want of the shadow? */
+static int pin_sees(int gup, char *buf, int want)
+{
+	__u64 to = (uintptr_t)buf;
+
+	if (ioctl(gup, PIN_LONGTERM_TEST_READ, &to))
+		return 0;
+	return !memcmp(buf, shadow + want * ps, ps);
+}
+
+/*
+ * Pair @k after a read-only FOLL_LONGTERM pin of its first page, through
+ * pin_user_pages() or (@fast) pin_user_pages_fast(); @kid maps the same
+ * KSM page (inherited over fork).
+ */
+static void longterm_pin_pair(int gup, struct kt_proc *kid, int k, int fast)
+{
+	struct pin_longterm_test args = {
+		.addr = (uintptr_t)page(2 * k), .size = ps,
+		.flags = fast ? PIN_LONGTERM_TEST_FLAG_USE_FAST : 0,
+	};
+	const char *how = fast ? "pin_user_pages_fast" : "pin_user_pages";
+	uint64_t kpfn = kt_pfn(page(2 * k)), pfn, ent = 0, theirs[2];
+	char *buf = kt_map(1);
+
+	kt_check(frame_maps(kpfn) == 4, "%s: pair %d maps a KSM page, mapped "
+		 "4 times (%ld)", how, k, frame_maps(kpfn));
+	if (ioctl(gup, PIN_LONGTERM_TEST_START, &args)) {
+		kt_check(0, "%s: PIN_LONGTERM_TEST_START: %s", how,
+			 strerror(errno));
+		return;
+	}
+	pfn = kt_pfn(page(2 * k));
+	kt_pagemap(page(2 * k), 1, &ent);
+	kt_check(pfn && pfn != kpfn && frame_maps(pfn) == 1 &&
+		 (ent & KT_PM_EXCLUSIVE),
+		 "%s: the pinned page is a private copy, mapped exclusively "
+		 "(%#lx, KSM page %#lx)", how, (long)pfn, (long)kpfn);
+	kt_pfns_of(kid->pid, page(2 * k), 2, theirs);
+	kt_check(kt_pfn(page(2 * k + 1)) == kpfn && theirs[0] == kpfn &&
+		 theirs[1] == kpfn,
+		 "%s: the twin and the other process keep the KSM page", how);
+	kt_check(pin_sees(gup, buf, 2 * k), "%s: the pin reads the page", how);
+
+	/* the other mappers write: the pin must not see it */
+	kt_poke(mem, shadow, (2 * k + 1) * ps + 5, page(2 * k + 1)[5] ^ 0x5a);
+	kt_check(kt_ask(kid, k) == 0, "%s: the other process wrote its copy",
+		 how);
+	kt_check(pin_sees(gup, buf, 2 * k),
+		 "%s: writes by the other mappers do not show through the pin",
+		 how);
+
+	/* the pinner writes: the pin must see it, in place */
+	kt_poke(mem, shadow, 2 * k * ps + 9, page(2 * k)[9] ^ 0x33);
+	kt_check(kt_pfn(page(2 * k)) == pfn && pin_sees(gup, buf, 2 * k),
+		 "%s: the pinner's write lands in the pinned page", how);
+	/* ksmd must leave the pinned page alone */
+	ksm_wait_scans(2, 60);
+	kt_check(kt_pfn(page(2 * k)) == pfn && pin_sees(gup, buf, 2 * k),
+		 "%s: after two full scans the pin still maps the page", how);
+	ioctl(gup, PIN_LONGTERM_TEST_STOP);
+	munmap(buf, ps);
+}
+
+static int hazard_longterm_pin(void)
+{
+	struct kt_proc kid;
+	int gup, k;
+	long cmd;
+
+	gup = open("/sys/kernel/debug/gup_test", O_RDWR);
+	if (gup < 0)
+		kt_skip("no /sys/kernel/debug/gup_test (CONFIG_GUP_TEST)");
+	merged_pairs();
+	/* a second process mapping every KSM page */
+	if (!kt_spawn(&kid)) {
+		kt_who = "other mapper: ";
+		kt_put(kid.up, 0);
+		while ((cmd = kt_get(kid.down)) >= 0) {
+			kt_poke(mem, shadow, 2 * cmd * ps + 100,
+				page(2 * cmd)[100] ^ 0x77);
+			kt_put(kid.up, 0);
+		}
+		kt_check(kt_diff(mem, shadow, NPAGES, "memory") == 0,
+			 "every page matches the shadow");
+		kt_child_exit();
+	}
+	if (kt_get(kid.up) != 0)
+		kt_die("child setup");
+	ksm_expect("two processes map each KSM page twice", NPAIRS,
+		   3 * NPAIRS, 0);
+
+	longterm_pin_pair(gup, &kid, 0, 0);
+	ksm_expect("after the first pin (its copy unshared)", NPAIRS,
+		   3 * NPAIRS - 3, 3);
+	longterm_pin_pair(gup, &kid, 1, 1);
+	/* pairs 0 and 1: only the other process's twin maps the KSM page */
+	ksm_expect("after both pins", NPAIRS, 3 * (NPAIRS - 2), 6);
+	kt_check(shared_frames(0, mem, NPAGES) == NPAGES - 4,
+		 "every other page of ours is still on a KSM page");
+	for (k = 0; k < 2; k++)
+		check_private(k, "after the pin");
+	kt_check(kt_diff(mem, shadow, NPAGES, "memory") == 0,
+		 "every page matches the shadow");
+	kt_check(kt_finish(&kid) == 0, "the other process's checks");
+	close(gup);
+	return kt_exit();
+}
+
+/* ---- memory cgroups (9, 14) ----------------------------------------- */
+
+#define CG	"/sys/fs/cgroup/"
+
+static char cg_name[64];
+
+static int cg_write(const char *file, const char *val)
+{
+	char path[160];
+
+	snprintf(path, sizeof(path), CG "%s/%s", cg_name, file);
+	return kt_write(path, val);
+}
+
+static long cg_read(const char *file)
+{
+	char path[160];
+
+	snprintf(path, sizeof(path), CG "%s/%s", cg_name, file);
+	return kt_read_long(path);
+}
+
+/* A counter of memory.events ("oom_kill", "max", ...). */
+static long cg_event(const char *key)
+{
+	char path[160], k[64];
+	long v, found = -1;
+	FILE *f;
+
+	snprintf(path, sizeof(path), CG "%s/memory.events", cg_name);
+	f = fopen(path, "r");
+	while (f && fscanf(f, "%63s %ld", k, &v) == 2)
+		if (!strcmp(k, key))
+			found = v;
+	if (f)
+		fclose(f);
+	return found;
+}
+
+static void cg_remove(void)
+{
+	char path[160];
+
+	if (getpid() != ksm_saved.owner)
+		return;
+	kt_kill_kids();		/* a cgroup with tasks cannot go */
+	snprintf(path, sizeof(path), CG "%s", cg_name);
+	rmdir(path);
+}
+
+/*
+ * A memory cgroup of our own, without swap (so that its limit is one of
+ * memory), with no limit yet.  Removed at exit.
+ */
+static void cg_make(const char *name)
+{
+	char path[160];
+
+	snprintf(cg_name, sizeof(cg_name), "%s", name);
+	if (kt_write(CG "cgroup.subtree_control", "+memory"))
+		kt_skip("no memory cgroup controller");
+	snprintf(path, sizeof(path), CG "%s", name);
+	if (mkdir(path, 0755) && errno != EEXIST)
+		kt_die("mkdir of a memory cgroup");
+	atexit(cg_remove);
+	if (cg_write("memory.swap.max", "0"))
+		kt_skip("no memory.swap.max (swap accounting)");
+	if (cg_write("memory.max", "max"))
+		kt_die("memory.max");
+}
+
+/* The calling process moves into our cgroup. */
+static void cg_join(void)
+{
+	if (cg_write("cgroup.procs", "0"))
+		kt_die("joining the memory cgroup");
+}
+
+/* memory.max = what the cgroup uses now plus @kb. */
+static void cg_limit_above_current(long kb)
+{
+	long cur = cg_read("memory.current");
+	char val[32];
+
+	snprintf(val, sizeof(val), "%ld", cur + kb * 1024);
+	if (cg_write("memory.max", val))
+		kt_die("memory.max");
+	kt_note("memory.max = %ld kB: memory.current %ld kB + %ld kB",
+		(cur >> 10) + kb, cur >> 10, kb);
+}
+
+/* ---- 9: the OOM killer and ksmd -------------------------------------- */
+
+#define V_PAGES	4096		/* a victim's merged pages: 16 MiB */
+#define V_HOG	(64 << 20)	/* what it then tries to use, in bytes */
+/* one that fits each content on one KSM page (max_page_sharing 256) */
+#define V2_PAGES	(NPAIRS * 250)
+
+/*
+ * A victim in our memory cgroup: @pages pages with the content of the
+ * parent's pairs, mergeable.  With @hog, once ksmd is merging them, it
+ * fills a mergeable range of V_HOG bytes, half of it unique, half
+ * duplicates, until the cgroup's limit has it OOM-killed while ksmd scans
+ * and merges it.  Without, it waits for its pipe to close.
+ */
+static void victim(struct kt_proc *v, size_t pages, int hog)
+{
+	size_t i, n = V_HOG / ps;
+	char *big;
+
+	kt_who = "victim: ";
+	munmap(mem, NPAGES * ps);	/* the survivor's pairs, inherited */
+	cg_join();
+	kt_write("/proc/self/oom_score_adj", "1000");
+	mem = kt_map(pages);
+	for (i = 0; i < pages; i++)
+		kt_fill(page(i), ps, 5000 + i % NPAIRS);
+	if (madvise(mem, pages * ps, MADV_MERGEABLE))
+		kt_die("madvise(MADV_MERGEABLE)");
+	kt_put(v->up, 0);
+	if (!hog) {
+		kt_get(v->down);
+		kt_child_exit();
+	}
+	for (i = 0; i < 60000 && kt_merging_pages(0) < pages / 4; i++)
+		usleep(1000);
+	big = mmap(NULL, V_HOG, PROT_READ | PROT_WRITE,
+		   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (big == MAP_FAILED || madvise(big, V_HOG, MADV_MERGEABLE))
+		kt_die("the hog's mapping");
+	for (i = 0; i < n; i++)
+		kt_fill(big + i * ps, ps, i & 1 ? 900000 + i : 5000 + i % 64);
+	kt_note("filled %d MiB and was not killed", V_HOG >> 20);
+	_exit(0);
+}
+
+/* The parent's pairs, the survivor's, after the victim is gone. */
+static void survivor_intact(const char *when)
+{
+	kt_check(kt_diff(mem, shadow, NPAGES, "survivor memory") == 0,
+		 "%s: the survivor's pages match its shadow", when);
+	kt_check(wait_pairs(NPAIRS) == 0, "%s: and are merged", when);
+	ksm_expect(when, NPAIRS, NPAIRS, 0);
+	kt_check(kt_merging_pages(0) == NPAGES,
+		 "%s: the survivor's ksm_merging_pages is %d (%ld)", when,
+		 NPAGES, kt_merging_pages(0));
+}
+
+static int hazard_oom(void)
+{
+	struct kt_proc v;
+	long kills;
+	time_t t0;
+	int ret;
+
+	cg_make("ksm-hazard-09");
+	merged_pairs();
+	ksm_go(1000, 0);
+
+	/* killed by its cgroup's OOM while ksmd merges and scans it */
+	if (cg_write("memory.max", "24M"))
+		kt_die("memory.max");
+	if (!kt_spawn(&v))
+		victim(&v, V_PAGES, 1);
+	if (kt_get(v.up) != 0)
+		kt_die("victim setup");
+	t0 = time(NULL);
+	ret = kt_finish(&v);
+	kt_check(ret == 128 + SIGKILL && cg_event("oom_kill") == 1,
+		 "the victim was OOM-killed while ksmd merged it (exit %d "
+		 "after %ld s, oom_kill %ld)", ret, (long)(time(NULL) - t0),
+		 cg_event("oom_kill"));
+	kt_check(ksm_wait_scans(3, 120) == 0, "ksmd keeps scanning");
+	survivor_intact("after the OOM kill");
+
+	/* killed by its cgroup's OOM while run=2 unmerges it */
+	if (cg_write("memory.max", "max"))
+		kt_die("memory.max");
+	kills = cg_event("oom_kill");
+	if (!kt_spawn(&v))
+		victim(&v, V2_PAGES, 0);
+	if (kt_get(v.up) != 0)
+		kt_die("victim setup");
+	ksm_expect("the victim's pages merged with the survivor's", NPAIRS,
+		   NPAIRS + V2_PAGES, 0);
+	cg_limit_above_current(1024);
+	t0 = time(NULL);
+	ret = ksm_set("run", "2");
+	kt_note("run=2: %s after %ld s", ret ? strerror(-ret) : "done",
+		(long)(time(NULL) - t0));
+	kt_check(!ret || ret == -ENOMEM, "run=2 succeeds or fails with "
+		 "ENOMEM");
+	ret = kt_finish(&v);
+	kt_check(ret == 128 + SIGKILL && cg_event("oom_kill") == kills + 1,
+		 "the victim was OOM-killed during run=2 (exit %d, oom_kill "
+		 "%ld)", ret, cg_event("oom_kill"));
+	kt_check(ksm_set("run", "2") == 0 && ksm_all_zero(),
+		 "run=2 again: done, every counter 0");
+	kt_check(kt_diff(mem, shadow, NPAGES, "survivor memory") == 0,
+		 "the survivor's pages match its shadow after run=2");
+	ksm_must_set("run", 1);
+	survivor_intact("merging again");
+	return kt_exit();
+}
+
 /* ---- 10: mremap of a merged range ----------------------------------- */
 
 /* Does the page at @arg share the frame of the last moved page? */
@@ -357,6 +726,194 @@ static int hazard_mremap(void)
 	kt_check(!memcmp(to, shadow + (NPAGES - 1) * ps, ps) &&
 		 kt_diff(mem, shadow, NPAGES, "memory") == 0,
 		 "every page matches the shadow");
+	return kt_exit();
+}
+
+/* ---- 14: unmerge in a memory cgroup whose limit cannot hold it ------- */
+
+#define T_PAGES	2048		/* a tenant's pages: 8 MiB */
+#define T_SEEDS	8		/* of 8 different contents */
+
+enum { T_UNMERGE, T_MERGE, T_DIFF, T_MERGEABLE, T_KSM, T_FRAMES };
+
+/*
+ * A tenant in our memory cgroup: T_PAGES pages of T_SEEDS contents,
+ * mergeable.  It answers the parent's commands until its pipe closes;
+ * @killable 0 makes it exempt from the OOM killer (oom_score_adj -1000).
+ */
+static void tenant(struct kt_proc *t, int killable)
+{
+	size_t len = T_PAGES * ps;
+	uint64_t *pfn;
+	long cmd, ans;
+	int i;
+
+	kt_who = "tenant: ";
+	cg_join();
+	if (!killable && kt_write("/proc/self/oom_score_adj", "-1000"))
+		kt_die("oom_score_adj");
+	mem = kt_map(T_PAGES);
+	for (i = 0; i < T_PAGES; i++)
+		kt_fill(page(i), ps, 3000 + i % T_SEEDS);
+	shadow = kt_shadow(mem, T_PAGES);
+	pfn = calloc(T_PAGES, sizeof(*pfn));
+	if (!pfn || madvise(mem, len, MADV_MERGEABLE))
+		kt_die("tenant setup");
+	kt_put(t->up, 0);
+	while ((cmd = kt_get(t->down)) >= 0) {
+		switch (cmd) {
+		case T_UNMERGE:
+		case T_MERGE:
+			ans = madvise(mem, len, cmd == T_MERGE ?
+				      MADV_MERGEABLE : MADV_UNMERGEABLE) ?
+			      errno : 0;
+			break;
+		case T_DIFF:
+			ans = kt_diff(mem, shadow, T_PAGES, "tenant memory");
+			break;
+		case T_MERGEABLE:
+			ans = kt_vma_has_flag(mem, len, "mg");
+			break;
+		case T_KSM:
+			ans = shared_frames(0, mem, T_PAGES);
+			break;
+		default:
+			kt_pfns(mem, T_PAGES, pfn);
+			ans = T_PAGES - kt_pfn_dups(pfn, T_PAGES);
+			break;
+		}
+		kt_put(t->up, ans);
+	}
+	kt_child_exit();
+}
+
+static pid_t start_tenant(struct kt_proc *t, int killable)
+{
+	if (!kt_spawn(t))
+		tenant(t, killable);
+	if (kt_get(t->up) != 0)
+		kt_die("tenant setup");
+	return t->pid;
+}
+
+static int tenant_all_shared(void *arg)
+{
+	return kt_ask(arg, T_KSM) == T_PAGES;
+}
+
+/*
+ * The tenant's pages are merged: T_SEEDS KSM pages, all of them mapped.
+ * The counters alone do not show it: the copies an unmerge made are
+ * counted as merged until ksmd looks at them again.
+ */
+static void tenant_merged(struct kt_proc *t, const char *when)
+{
+	int ok = !ksm_wait_for(tenant_all_shared, t, 10, 300);
+
+	kt_check(ok, "%s: all %d tenant pages on KSM pages (%ld)", when,
+		 T_PAGES, kt_ask(t, T_KSM));
+	ksm_expect(when, T_SEEDS, T_PAGES - T_SEEDS, 0);
+	kt_check(kt_merging_pages(t->pid) == T_PAGES,
+		 "%s: ksm_merging_pages %d (%ld)", when, T_PAGES,
+		 kt_merging_pages(t->pid));
+}
+
+/*
+ * After an unmerge failed for want of memory: the limit held, nothing was
+ * lost, the range is still mergeable, and ksmd merges the copies it made
+ * back, with the counters exact again.
+ */
+static void tenant_after_failure(struct kt_proc *t, const char *what)
+{
+	int ksm;
+
+	kt_check(cg_read("memory.current") <= cg_read("memory.max") &&
+		 cg_event("oom_kill") == 0,
+		 "%s: the limit held, nothing was OOM-killed", what);
+	/* room for the checks' own allocations (seq_file buffers) */
+	cg_limit_above_current(2048);
+	kt_check(kt_ask(t, T_DIFF) == 0, "%s: no tenant data lost", what);
+	kt_check(kt_ask(t, T_MERGEABLE) == 1,
+		 "%s: the range keeps VM_MERGEABLE", what);
+	ksm = kt_ask(t, T_KSM);
+	kt_check(ksm > 0 && ksm < T_PAGES,
+		 "%s: part of the range unmerged (%d of %d pages still on KSM "
+		 "pages)", what, ksm, T_PAGES);
+	ksm_must_set("run", 1);
+	tenant_merged(t, "ksmd merged the copies back");
+}
+
+static int hazard_memcg_unmerge(void)
+{
+	struct kt_proc t;
+	int err;
+
+	cg_make("ksm-hazard-14");
+	start_tenant(&t, 0);
+	ksm_go(1000, 10);
+	tenant_merged(&t, "merged");
+
+	/* MADV_UNMERGEABLE: upstream's madvise() turns ENOMEM into EAGAIN */
+	ksm_must_set("run", 0);
+	cg_limit_above_current(1024);
+	err = kt_ask(&t, T_UNMERGE);
+	kt_check(err == EAGAIN || err == ENOMEM,
+		 "MADV_UNMERGEABLE over memory.max fails with EAGAIN or ENOMEM "
+		 "(%s)", err > 0 ? strerror(err) : "it succeeded");
+	kt_check(cg_event("max") > 0, "the unmerge ran into memory.max");
+	tenant_after_failure(&t, "MADV_UNMERGEABLE");
+
+	/* run=2: the write fails with ENOMEM and leaves run at 0 (stop) */
+	cg_limit_above_current(1024);
+	err = ksm_set("run", "2");
+	kt_check(err == -ENOMEM && ksm_get("run") == 0,
+		 "run=2 over memory.max fails with ENOMEM, run is 0 (%s, run %ld)",
+		 err ? strerror(-err) : "it succeeded", ksm_get("run"));
+	tenant_after_failure(&t, "run=2");
+
+	/* with room for the copies, both succeed */
+	if (cg_write("memory.max", "max"))
+		kt_die("memory.max");
+	kt_check(kt_ask(&t, T_UNMERGE) == 0,
+		 "without the limit MADV_UNMERGEABLE succeeds");
+	kt_check(kt_ask(&t, T_DIFF) == 0 && kt_ask(&t, T_KSM) == 0 &&
+		 kt_ask(&t, T_FRAMES) == T_PAGES && !kt_ask(&t, T_MERGEABLE),
+		 "every page private, on a frame of its own, data intact, "
+		 "the range no longer mergeable");
+	ksm_expect("after MADV_UNMERGEABLE", 0, 0, 0);
+	kt_check(kt_merging_pages(t.pid) == 0,
+		 "the tenant's ksm_merging_pages is 0");
+	kt_check(kt_ask(&t, T_MERGE) == 0, "MADV_MERGEABLE again");
+	tenant_merged(&t, "merged again");
+	kt_check(ksm_set("run", "2") == 0, "without the limit run=2 succeeds");
+	kt_check(kt_ask(&t, T_DIFF) == 0 && kt_ask(&t, T_KSM) == 0 &&
+		 kt_ask(&t, T_FRAMES) == T_PAGES,
+		 "every page private, data intact");
+	ksm_check_zero("after run=2");
+	kt_check(kt_finish(&t) == 0, "the tenant's checks");
+
+	/* a tenant the OOM killer may take: killed, or a clean failure */
+	ksm_must_set("run", 1);
+	start_tenant(&t, 1);
+	tenant_merged(&t, "a killable tenant merged");
+	cg_limit_above_current(1024);
+	err = kt_ask(&t, T_UNMERGE);
+	if (err == EAGAIN || err == ENOMEM) {
+		kt_note("the killable tenant's unmerge failed: %s",
+			strerror(err));
+		cg_limit_above_current(2048);
+		kt_check(kt_ask(&t, T_DIFF) == 0,
+			 "killable tenant: no data lost");
+		kt_check(kt_finish(&t) == 0, "the tenant's checks");
+	} else {
+		kt_check(err == -1, "the killable tenant's unmerge did not "
+			 "succeed over the limit (%ld)", (long)err);
+		err = kt_finish(&t);
+		kt_check(err == 128 + SIGKILL && cg_event("oom_kill") > 0,
+			 "the OOM killer killed the tenant (exit %d, "
+			 "oom_kill %ld)", err, cg_event("oom_kill"));
+	}
+	ksm_expect("the tenant is gone", 0, 0, 0);
 	return kt_exit();
 }
 
@@ -612,6 +1169,233 @@ static int hazard_sparse(void)
 	return kt_exit();
 }
 
+/* ---- 25 (and 11): injected allocation failures ---------------------- */
+
+#define FI	"/sys/kernel/debug/"
+#define F_PAGES	512		/* 32 contents, 16 copies of each */
+#define F_SEEDS	32
+
+static const char *const fi_attrs[] = { "failslab", "fail_page_alloc" };
+static pid_t fi_ksmd;
+
+static int fi_set(const char *attr, const char *file, const char *val)
+{
+	char path[128];
+
+	snprintf(path, sizeof(path), FI "%s/%s", attr, file);
+	return kt_write(path, val);
+}
+
+/* Set make-it-fail of @pid; turning our own off may need a few tries. */
+static void fi_make_it_fail(pid_t pid, int on)
+{
+	char path[64];
+	int i, err;
+
+	snprintf(path, sizeof(path), "/proc/%d/make-it-fail", pid);
+	for (i = 0; i < 1000; i++) {
+		err = kt_write(path, on ? "1" : "0");
+		if (err != -ENOMEM)
+			break;
+	}
+	if (err && on) {
+		errno = -err;
+		kt_die("make-it-fail");
+	}
+}
+
+/* Injection off again, also when the test dies half-way. */
+static void fi_off(void)
+{
+	size_t i;
+
+	if (getpid() != ksm_saved.owner)
+		return;
+	for (i = 0; i < ARRAY_SIZE(fi_attrs); i++)
+		fi_set(fi_attrs[i], "probability", "0");
+	if (fi_ksmd)
+		fi_make_it_fail(fi_ksmd, 0);
+	fi_make_it_fail(getpid(), 0);
+}
+
+static pid_t ksmd_pid(void)
+{
+	char path[64], comm[32];
+	int pid;
+
+	for (pid = 2; pid < 1000; pid++) {
+		snprintf(path, sizeof(path), "/proc/%d/comm", pid);
+		if (!kt_read_str(path, comm, sizeof(comm)) &&
+		    !strcmp(comm, "ksmd"))
+			return pid;
+	}
+	return 0;
+}
+
+/*
+ * failslab and fail_page_alloc: @percent of the allocations of the tasks
+ * with make-it-fail set fail, sleeping ones (GFP_KERNEL) and order-0
+ * pages included; each failure is logged with its stack.
+ */
+static void fi_setup(int percent)
+{
+	char val[16];
+	size_t i;
+
+	if (access(FI "failslab", F_OK) || access(FI "fail_page_alloc", F_OK))
+		kt_skip("no failslab/fail_page_alloc (CONFIG_FAULT_INJECTION_"
+			"DEBUG_FS): the release kernel has none");
+	fi_ksmd = ksmd_pid();
+	if (!fi_ksmd)
+		kt_die("no ksmd");
+	atexit(fi_off);
+	snprintf(val, sizeof(val), "%d", percent);
+	for (i = 0; i < ARRAY_SIZE(fi_attrs); i++) {
+		if (fi_set(fi_attrs[i], "task-filter", "Y") ||
+		    fi_set(fi_attrs[i], "ignore-gfp-wait", "N") ||
+		    fi_set(fi_attrs[i], "interval", "1") ||
+		    fi_set(fi_attrs[i], "times", "-1") ||
+		    fi_set(fi_attrs[i], "space", "0") ||
+		    fi_set(fi_attrs[i], "verbose", "2") ||
+		    fi_set(fi_attrs[i], "verbose_ratelimit_burst", "1000") ||
+		    fi_set(fi_attrs[i], "probability", val))
+			kt_die(fi_attrs[i]);
+	}
+	if (fi_set("fail_page_alloc", "min-order", "0") ||
+	    fi_set("fail_page_alloc", "ignore-gfp-highmem", "N"))
+		kt_die("fail_page_alloc");
+}
+
+/*
+ * Read the kernel log from @fd on (opened at its end): the injected
+ * failures are added to *@failures, and those whose stack names @what
+ * are returned.
+ */
+static int kmsg_count(int fd, const char *what, int *failures)
+{
+	char rec[8192];
+	int hits = 0, seen = 1;
+	ssize_t n;
+
+	while ((n = read(fd, rec, sizeof(rec) - 1)) > 0 || errno == EPIPE) {
+		if (n <= 0)
+			continue;	/* overwritten: read on */
+		rec[n] = 0;
+		if (strstr(rec, "FAULT_INJECTION: forcing")) {
+			++*failures;
+			seen = 0;
+		} else if (!seen && strstr(rec, what)) {
+			hits++;
+			seen = 1;
+		}
+	}
+	return hits;
+}
+
+/* Do the pages of each content share one frame, a KSM page? */
+static int groups_merged(void)
+{
+	uint64_t pfn[F_PAGES];
+	int i, bad = 0;
+
+	kt_pfns(mem, F_PAGES, pfn);
+	for (i = 0; i < F_PAGES; i++)
+		bad += !pfn[i] || pfn[i] != pfn[i % F_SEEDS] ||
+		       frame_maps(pfn[i]) != F_PAGES / F_SEEDS;
+	return bad;
+}
+
+static int hazard_fault_injection(void)
+{
+	int i, kmsg, failures = 0, hits, tries;
+	size_t half = F_PAGES / 2 * ps;
+	long err;
+
+	fi_setup(20);
+	kmsg = open("/dev/kmsg", O_RDONLY | O_NONBLOCK);
+	if (kmsg < 0)
+		kt_die("/dev/kmsg");
+	lseek(kmsg, 0, SEEK_END);
+
+	/* items first, without failures: every page unique */
+	mem = kt_map(F_PAGES);
+	for (i = 0; i < F_PAGES; i++)
+		kt_fill(page(i), ps, 100000 + i);
+	if (madvise(mem, F_PAGES * ps, MADV_MERGEABLE))
+		kt_die("madvise(MADV_MERGEABLE)");
+	ksm_go(1000, 10);
+	ksm_expect("every page seen once", 0, 0, F_PAGES);
+
+	/* ksmd's allocations fail: it merges 32 KSM pages of 16 mappings */
+	fi_make_it_fail(fi_ksmd, 1);
+	for (i = 0; i < F_PAGES; i++)
+		kt_fill(page(i), ps, 1 + i % F_SEEDS);
+	shadow = kt_shadow(mem, F_PAGES);
+	ksm_expect("merged while ksmd's allocations fail", F_SEEDS,
+		   F_PAGES - F_SEEDS, 0);
+	kt_check(groups_merged() == 0 && kt_merging_pages(0) == F_PAGES,
+		 "each content on one KSM page, ksm_merging_pages %d (%ld)",
+		 F_PAGES, kt_merging_pages(0));
+	kt_check(kt_diff(mem, shadow, F_PAGES, "memory") == 0,
+		 "every page matches the shadow");
+	hits = kmsg_count(kmsg, "node_add_item", &failures);
+	kt_note("%d failures injected into ksmd, %d in node_add_item()",
+		failures, hits);
+	kt_check(hits > 0, "a failure reached node_add_item() (statement 11)");
+	/* from here on a line per failure, no stack */
+	fi_set("failslab", "verbose", "1");
+	fi_set("fail_page_alloc", "verbose", "1");
+
+	/* reclaim and compaction walk the KSM pages' mappings */
+	kt_check(madvise(mem, F_PAGES * ps, MADV_PAGEOUT) == 0,
+		 "MADV_PAGEOUT of the KSM pages");
+	kt_write("/proc/sys/vm/compact_memory", "1");
+	kt_check(kt_diff(mem, shadow, F_PAGES, "memory") == 0,
+		 "after pageout and compaction every page matches the shadow");
+
+	/*
+	 * Our own allocations fail too: write faults on KSM pages and
+	 * MADV_UNMERGEABLE.  Nothing is printed (that could fail) until
+	 * make-it-fail is off again.
+	 */
+	ksm_expect("merged again", F_SEEDS, F_PAGES - F_SEEDS, 0);
+	fi_make_it_fail(getpid(), 1);
+	for (i = 0; i < F_SEEDS; i++)
+		kt_poke(mem, shadow, i * ps + 3, page(i)[3] ^ 0x3c);
+	for (tries = 1; madvise(mem + half, half, MADV_UNMERGEABLE); tries++)
+		if (tries > 1000 || (errno != EAGAIN && errno != ENOMEM))
+			break;
+	err = errno;
+	fi_make_it_fail(getpid(), 0);
+	kt_check(tries <= 1000, "MADV_UNMERGEABLE succeeded after %d "
+		 "attempt(s) (last error: %s)", tries, strerror(err));
+	kt_check(kt_diff(mem, shadow, F_PAGES, "memory") == 0,
+		 "every page matches the shadow after the write faults and "
+		 "the unmerge");
+	kt_check(shared_frames(0, mem + half, F_PAGES / 2) == 0 &&
+		 !kt_vma_has_flag(mem + half, half, "mg"),
+		 "the unmerged half has no KSM page left and is not "
+		 "mergeable");
+
+	/* run=2 by a writer whose allocations fail */
+	fi_make_it_fail(getpid(), 1);
+	for (tries = 1; (err = ksm_set("run", "2")); tries++)
+		if (tries > 1000 || (err != -ENOMEM && err != -EAGAIN))
+			break;
+	fi_make_it_fail(getpid(), 0);
+	kt_check(!err, "run=2 succeeded after %d attempt(s) (last error: %s)",
+		 tries, strerror(-err));
+	kt_check(kt_diff(mem, shadow, F_PAGES, "memory") == 0 &&
+		 shared_frames(0, mem, F_PAGES) == 0,
+		 "after run=2 every page is private and matches the shadow");
+	kmsg_count(kmsg, "", &failures);
+	kt_note("%d failures injected in all", failures);
+	fi_off();
+	ksm_check_zero("after run=2");
+	close(kmsg);
+	return kt_exit();
+}
+
 /* ---- 26: secondary MMUs (the HMM test driver's device mirror) ------ */
 
 struct hmm_cmd {
@@ -679,11 +1463,15 @@ static const struct {
 	{ "write-paths", hazard_write_paths },
 	{ "scan-full-speed", hazard_scan_full_speed },
 	{ "pinned", hazard_pinned },
+	{ "longterm-pin", hazard_longterm_pin },
+	{ "oom", hazard_oom },
 	{ "mremap", hazard_mremap },
+	{ "memcg-unmerge", hazard_memcg_unmerge },
 	{ "hwpoison", hazard_hwpoison },
 	{ "uffd", hazard_uffd },
 	{ "mlock", hazard_mlock },
 	{ "sparse", hazard_sparse },
+	{ "fault-injection", hazard_fault_injection },
 	{ "mmu-notifier", hazard_mmu_notifier },
 };
 
