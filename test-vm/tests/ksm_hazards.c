@@ -843,6 +843,104 @@ static void tenant_after_failure(struct kt_proc *t, const char *what)
 	tenant_merged(t, "ksmd merged the copies back");
 }
 
+/* Name every process that maps a KSM page (the KSM line of smaps_rollup). */
+static void ksm_mappers(void)
+{
+	char path[64], comm[32], line[128];
+	long kb;
+	int pid;
+	FILE *f;
+
+	for (pid = 1; pid < 32768; pid++) {
+		snprintf(path, sizeof(path), "/proc/%d/smaps_rollup", pid);
+		f = fopen(path, "r");
+		if (!f)
+			continue;
+		while (fgets(line, sizeof(line), f))
+			if (sscanf(line, "KSM: %ld kB", &kb) == 1 && kb) {
+				snprintf(path, sizeof(path), "/proc/%d/comm",
+					 pid);
+				kt_read_str(path, comm, sizeof(comm));
+				kt_note("pid %d (%s) maps %ld kB of KSM pages",
+					pid, comm, kb);
+			}
+		fclose(f);
+	}
+}
+
+/*
+ * A signal interrupts a long run=2: its writer, killed while it unmerges
+ * 32 MiB, dies at once and leaves the rest merged and intact.
+ */
+#define S_PAGES	8192
+
+static void unmerge_interrupted(void)
+{
+	pid_t pid;
+	int i, ret, left;
+	struct timespec a, b;
+	long ms;
+
+	/*
+	 * One KSM page for each content: max_page_sharing changes only
+	 * while no KSM page exists, so before our pages are mergeable (the
+	 * killed tenant's may take a moment to go).
+	 */
+	for (i = 0; i < 100 && ksm_set_long("max_page_sharing", S_PAGES); i++)
+		usleep(100000);
+	kt_check(ksm_get("max_page_sharing") == S_PAGES,
+		 "max_page_sharing=%d accepted after %d ms: no KSM page is "
+		 "left", S_PAGES, i * 100);
+	if (ksm_get("max_page_sharing") != S_PAGES)
+		ksm_mappers();
+	mem = kt_map(S_PAGES);
+	for (i = 0; i < S_PAGES; i++)
+		kt_fill(page(i), ps, 7000 + i % T_SEEDS);
+	shadow = kt_shadow(mem, S_PAGES);
+	if (madvise(mem, S_PAGES * ps, MADV_MERGEABLE))
+		kt_die("madvise(MADV_MERGEABLE)");
+	ksm_expect("32 MiB merged", T_SEEDS, S_PAGES - T_SEEDS, 0);
+	pid = kt_fork();
+	if (!pid) {
+		/* the writer maps none of it: only our pages are unmerged */
+		munmap(mem, S_PAGES * ps);
+		_exit(ksm_set("run", "2") ? 1 : 0);
+	}
+	/* run reads 2 from the moment the unmerge begins */
+	for (i = 0; i < 500 && ksm_get("run") != 2; i++)
+		usleep(10000);
+	usleep(50000);
+	clock_gettime(CLOCK_MONOTONIC, &a);
+	kill(pid, SIGKILL);
+	ret = kt_join(pid);
+	clock_gettime(CLOCK_MONOTONIC, &b);
+	ms = (b.tv_sec - a.tv_sec) * 1000 + (b.tv_nsec - a.tv_nsec) / 1000000;
+	left = shared_frames(0, mem, S_PAGES);
+	kt_note("the writer of run=2: exit %d, %ld ms after SIGKILL, %d pages "
+		"still merged", ret, ms, left);
+	if (ret == 0 || !left) {
+		kt_note("run=2 finished within 50 ms: interruption unchecked");
+	} else {
+		kt_check(ret == 128 + SIGKILL && ms < 2000 && left < S_PAGES,
+			 "SIGKILL interrupts run=2 half-way (exit %d after %ld "
+			 "ms, %d pages still merged)", ret, ms, left);
+		kt_check(ksm_get("run") != 2,
+			 "run is not left at 2 (%ld)", ksm_get("run"));
+	}
+	kt_check(kt_diff(mem, shadow, S_PAGES, "memory") == 0,
+		 "after the interrupted run=2 every page matches the shadow");
+	clock_gettime(CLOCK_MONOTONIC, &a);
+	ret = ksm_set("run", "2");
+	clock_gettime(CLOCK_MONOTONIC, &b);
+	ms = (b.tv_sec - a.tv_sec) * 1000 + (b.tv_nsec - a.tv_nsec) / 1000000;
+	kt_check(!ret && ksm_all_zero() && shared_frames(0, mem, S_PAGES) == 0,
+		 "run=2 again (%ld ms): every page private, every counter 0",
+		 ms);
+	kt_check(kt_diff(mem, shadow, S_PAGES, "memory") == 0,
+		 "every page matches the shadow");
+	munmap(mem, S_PAGES * ps);
+}
+
 static int hazard_memcg_unmerge(void)
 {
 	struct kt_proc t;
@@ -914,6 +1012,8 @@ static int hazard_memcg_unmerge(void)
 			 "oom_kill %ld)", err, cg_event("oom_kill"));
 	}
 	ksm_expect("the tenant is gone", 0, 0, 0);
+	cg_remove();
+	unmerge_interrupted();
 	return kt_exit();
 }
 
