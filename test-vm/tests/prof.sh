@@ -1,0 +1,21 @@
+#!/bin/sh
+# scripts/profile: run one bench workload under perf and print where
+# ksmd's CPU went: its kernel symbols (percentages of ksmd's samples), and
+# for the top ones the chains of callers that led there.
+#   sh prof.sh <workload>
+w=${1:?usage: prof.sh <workload>}
+echo 0 > /proc/sys/kernel/kptr_restrict
+echo -1 > /proc/sys/kernel/perf_event_paranoid
+perf record -q -a -g -F 4000 -o /tmp/perf.data ./bench "$w" 1 || exit 1
+report() {
+	perf report -q -i /tmp/perf.data --stdio --comm ksmd \
+		--percentage relative "$@" 2>/dev/null | grep -v '^$'
+}
+echo "@@PROF flat"
+report --no-children --sort sym -g none --percent-limit 0.3 | head -80
+echo "@@PROF callers"
+report --no-children --sort sym -g caller,2,callee,function,percent \
+	--percent-limit 4 | head -200
+echo "@@PROF hot addresses"
+perf script -i /tmp/perf.data --comm ksmd -F ip,sym 2>/dev/null |
+	awk 'NF >= 2 { print $1, $2 }' | sort | uniq -c | sort -rn | head -40
