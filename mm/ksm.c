@@ -37,16 +37,16 @@
  *   candidate only counts if it sits on the same NUMA node as the page.
  *
  * HOW A MERGE IS MADE SAFE
- *   Before a page's content is trusted, its PTE is write-protected with
- *   folio_wrprotect_one() (mm/rmap.c): that clears the PTE and flushes the
- *   TLB first, then checks that the folio has no references beyond its
- *   mappings (so no DMA pin), and marks an exclusive anon page shared.
- *   Merging two unstable pages makes the first one a KSM page in place,
- *   write-protects the second and compares both in full only now, with
- *   both read-only; replace_anon_page_pte() (mm/memory.c) then switches
- *   the second PTE over, provided it did not change since it was made
- *   read-only.  A later write to any mapping of a KSM page faults and
- *   copies (COW_KSM).
+ *   A page's content is only trusted once nobody can write to it: its PTE
+ *   cleared and the TLB flushed, and the folio without references beyond
+ *   its mappings (so without a DMA pin).  Mapping a page onto an existing
+ *   KSM page (or the zero page) takes one page-table round, in
+ *   replace_anon_page_pte() (mm/memory.c): clear and flush, count the
+ *   references, compare in full, and map the KSM page, or put the old PTE
+ *   back.  Merging two unstable pages first makes one of them a KSM page
+ *   in place, read-only, with folio_wrprotect_one() (mm/rmap.c), then maps
+ *   the other onto it that way.  A later write to any mapping of a KSM
+ *   page faults and copies (COW_KSM).
  *
  * SHARING LIMIT AND CHAINS
  *   A KSM page is mapped at most max_page_sharing times through ksmd.
@@ -262,6 +262,7 @@ static struct {
 
 static struct ksm_utable ksm_unstable;		/* under ksm_mutex */
 static struct ksm_stable ksm_stable;		/* under ksm_mutex */
+static struct ksm_node *ksm_guess;		/* under ksm_mutex */
 
 static struct kmem_cache *ksm_item_cache;
 static struct kmem_cache *ksm_node_cache;
@@ -774,6 +775,8 @@ static void node_free(struct ksm_node *node)
 	}
 	stable_remove(&ksm_stable, node);
 	chain_leave(node);
+	if (ksm_guess == node)
+		ksm_guess = NULL;
 	kfree(node->maps);
 	kmem_cache_free(ksm_node_cache, node);
 }
@@ -952,10 +955,15 @@ static void unstable_remove(struct ksm_utable *t, struct ksm_item *item)
 	ksm_pages_unshared--;
 }
 
-/* A pass ended: start an empty unstable index for the next one. */
+/*
+ * A pass ended: start an empty unstable index for the next one.  Once
+ * every page merged, the index empties itself as the pass goes: with no
+ * entry left, there is nothing to clear.
+ */
 static void unstable_reset(struct ksm_utable *t)
 {
-	memset(t->bucket, 0, sizeof(*t->bucket) << t->bits);
+	if (t->count)
+		memset(t->bucket, 0, sizeof(*t->bucket) << t->bits);
 	t->count = 0;
 }
 
@@ -1091,7 +1099,8 @@ static struct page *item_current_page(struct ksm_item *item)
  * @page itself into a KSM page (without a node yet); with @kpage == @page
  * the page is a KSM page already (inherited over fork), and only the
  * anon_vma is looked up.  On success, *@avp (if given) receives a
- * reference on the anon_vma of the VMA.
+ * reference on the anon_vma of the VMA.  Return 0 on success, -EAGAIN if
+ * @page's content is not @kpage's, another error if @page cannot merge.
  */
 static int map_ksm_page(struct ksm_item *item, struct page *page,
 			struct page *kpage, struct anon_vma **avp)
@@ -1125,19 +1134,18 @@ static int map_ksm_page(struct ksm_item *item, struct page *page,
 		folio = page_folio(page);
 	}
 
-	err = folio_wrprotect_one(folio, vma, &pte);
-	if (!err) {
-		if (!kpage) {
+	if (kpage) {
+		/* One page-table round: clear, count, compare, map @kpage. */
+		err = replace_anon_page_pte(vma, page, kpage, pages_equal);
+	} else {
+		err = folio_wrprotect_one(folio, vma, &pte);
+		if (!err) {
 			/* Read-only and verified unpinned: now a KSM page. */
 			folio_set_ksm_node(folio, NULL);
 			folio_mark_accessed(folio);
 			/* Reclaim must write it to swap, not drop it. */
 			if (!folio_test_dirty(folio))
 				folio_set_dirty(folio);
-		} else if (!pages_equal(page, kpage)) {
-			err = -EFAULT;
-		} else {
-			err = replace_anon_page_pte(vma, page, kpage, pte);
 		}
 	}
 	folio_unlock(folio);
@@ -1171,9 +1179,15 @@ static bool merge_with_zero_page(struct ksm_item *item, struct page *page)
  * Look up the stable index for a KSM page with @page's content that can
  * take one more mapping.  If the content is there but every copy is full,
  * return NULL and point *@full at one of the copies.
+ *
+ * Unless @verify, the first KSM page with @page's key is taken to have its
+ * content without comparing: the merge compares anyway, once @page can no
+ * longer change, and a stable page's content does not change.  Only if
+ * that comparison fails (a key shared by two contents, or @page changed
+ * since it was hashed) does the caller look again with @verify set.
  */
 static struct folio *stable_find(struct page *page, struct ksm_key key,
-				 struct ksm_node **full)
+				 bool verify, struct ksm_node **full)
 {
 	int nid = page_to_nid(page);
 	struct hlist_node *tmp;
@@ -1190,7 +1204,7 @@ static struct folio *stable_find(struct page *page, struct ksm_key key,
 		if (!kfolio)
 			continue;
 		if ((!ksm_across_nodes && folio_nid(kfolio) != nid) ||
-		    !pages_equal(page, &kfolio->page)) {
+		    (verify && !pages_equal(page, &kfolio->page))) {
 			folio_put(kfolio);
 			continue;
 		}
@@ -1220,16 +1234,20 @@ static struct folio *stable_find(struct page *page, struct ksm_key key,
 	return NULL;
 }
 
-/* Merge @page into the existing KSM page @kfolio. */
-static bool merge_with_stable(struct ksm_item *item, struct page *page,
-			      struct folio *kfolio)
+/*
+ * Merge @page into the existing KSM page @kfolio.  Return 0 on success,
+ * -EAGAIN if their content differs, another error if @page cannot merge.
+ */
+static int merge_with_stable(struct ksm_item *item, struct page *page,
+			     struct folio *kfolio)
 {
 	struct anon_vma *av;
 	struct ksm_node *node;
 	int err;
 
-	if (map_ksm_page(item, page, &kfolio->page, &av))
-		return false;
+	err = map_ksm_page(item, page, &kfolio->page, &av);
+	if (err)
+		return err;
 
 	folio_lock(kfolio);
 	node = folio_ksm_node(kfolio);
@@ -1238,9 +1256,89 @@ static bool merge_with_stable(struct ksm_item *item, struct page *page,
 	if (err) {
 		put_anon_vma(av);
 		unshare_item(item);
+		return err;
+	}
+	ksm_guess = node;
+	return 0;
+}
+
+/*
+ * Whether @page may have @kpage's content, from a look at three of its
+ * cache lines (first, middle, last): cheap enough to try before the guess.
+ */
+static bool lines_equal(struct page *page, struct page *kpage)
+{
+	static const unsigned int line[] = {
+		0, PAGE_SIZE / 2, PAGE_SIZE - SMP_CACHE_BYTES
+	};
+	const char *p = kmap_local_page(page), *q = kmap_local_page(kpage);
+	bool equal = true;
+	unsigned int i;
+
+	for (i = 0; i < ARRAY_SIZE(line) && equal; i++)
+		equal = !memcmp(p + line[i], q + line[i], SMP_CACHE_BYTES);
+	kunmap_local(q);
+	kunmap_local(p);
+	return equal;
+}
+
+/*
+ * Pages of equal content tend to come in runs (zero-filled or patterned
+ * buffers, copies of one image), so the KSM page the last merge went to is
+ * tried first, before @page is even hashed: when the guess is right the
+ * merge needs no hash and no lookup, only the compare that every merge
+ * makes once the page cannot change.  A guess that three cache lines
+ * already refute costs just that look; one that fails later costs a
+ * page-table round, and guessing stops until the next merge.
+ */
+static bool merge_with_guess(struct ksm_item *item, struct page *page)
+{
+	struct ksm_node *node = ksm_guess;
+	struct folio *kfolio;
+	int err = -EAGAIN;
+
+	if (!node || node->nr_maps >= ksm_max_sharing ||
+	    node->key.domain != item_domain(item) ||
+	    (zero_page_allowed(item) && node->key.hash == ksm_zero_hash))
+		return false;
+	kfolio = node_folio(node, false);
+	if (!kfolio)
+		return false;
+	if ((!ksm_across_nodes && folio_nid(kfolio) != page_to_nid(page)) ||
+	    !lines_equal(page, &kfolio->page)) {
+		folio_put(kfolio);
 		return false;
 	}
-	return true;
+	err = merge_with_stable(item, page, kfolio);
+	folio_put(kfolio);
+	if (err)
+		ksm_guess = NULL;
+	return !err;
+}
+
+/*
+ * Merge @page into a KSM page of its content, if the stable index has one
+ * with room; see stable_find() for *@full.
+ */
+static bool stable_merge(struct ksm_item *item, struct page *page,
+			 struct ksm_key key, struct ksm_node **full)
+{
+	bool verify = false;
+	struct folio *kfolio;
+	int err;
+
+again:
+	kfolio = stable_find(page, key, verify, full);
+	if (!kfolio)
+		return false;
+	err = merge_with_stable(item, page, kfolio);
+	folio_put(kfolio);
+	if (err == -EAGAIN && !verify) {
+		/* Not that content after all: compare with each candidate. */
+		verify = true;
+		goto again;
+	}
+	return !err;
 }
 
 /*
@@ -1295,8 +1393,8 @@ static void chain_add_dup(struct ksm_node *node, struct ksm_node *group,
 
 /*
  * Merge two ordinary pages with (so far) equal content: @page becomes a
- * KSM page in place, then @opage is write-protected and compared with it
- * while both are read-only, and replaced.  @group, if not NULL, is a full
+ * KSM page in place, then @opage's mapping is switched over to it if the
+ * two compare equal once neither can change (replace_anon_page_pte()).  @group, if not NULL, is a full
  * KSM page with this content, which the new one joins as a duplicate.
  */
 static bool merge_pair(struct ksm_item *item, struct page *page,
@@ -1347,6 +1445,7 @@ static bool merge_pair(struct ksm_item *item, struct page *page,
 		folio_lock(kfolio);
 	}
 	folio_unlock(kfolio);
+	ksm_guess = node;
 
 	if (group)
 		chain_add_dup(node, group, page);
@@ -1424,6 +1523,9 @@ static void ksm_merge_page(struct ksm_item *item, struct page *page)
 	if (folio_test_ksm(folio))
 		return;		/* being set up: leave it alone */
 
+	if (merge_with_guess(item, page))
+		return;
+
 	key.hash = page_content_hash(page);
 	key.domain = item_domain(item);
 
@@ -1431,14 +1533,8 @@ static void ksm_merge_page(struct ksm_item *item, struct page *page)
 	    merge_with_zero_page(item, page))
 		return;
 
-	kfolio = stable_find(page, key, &full);
-	if (kfolio) {
-		bool merged = merge_with_stable(item, page, kfolio);
-
-		folio_put(kfolio);
-		if (merged)
-			return;
-	}
+	if (stable_merge(item, page, key, &full))
+		return;
 
 	other = unstable_find(item, page, key, &opage);
 	if (other) {

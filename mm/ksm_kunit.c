@@ -605,7 +605,7 @@ static int ksm_test_find(struct ksm_test_copy *copies, int n,
 	struct folio *folio;
 	int i, found = n;
 
-	folio = stable_find(page, key, &fnode);
+	folio = stable_find(page, key, true, &fnode);
 	*full = fnode ? -2 : -1;
 	for (i = 0; i < n; i++) {
 		if (copies[i].node && fnode == copies[i].node)
