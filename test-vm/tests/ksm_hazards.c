@@ -1343,8 +1343,8 @@ static void fi_setup(int percent)
 	size_t i;
 
 	if (access(FI "failslab", F_OK) || access(FI "fail_page_alloc", F_OK))
-		kt_skip("no failslab/fail_page_alloc (CONFIG_FAULT_INJECTION_"
-			"DEBUG_FS): the release kernel has none");
+		kt_skip("no failslab/fail_page_alloc: only the debug kernel "
+			"has CONFIG_FAULT_INJECTION_DEBUG_FS");
 	fi_ksmd = ksmd_pid();
 	if (!fi_ksmd)
 		kt_die("no ksmd");
