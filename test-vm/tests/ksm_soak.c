@@ -14,8 +14,8 @@
  * MADV_UNMERGEABLE, push pages to swap (MADV_PAGEOUT, zram), move pages
  * to the other NUMA node (move_pages or mbind).  A controller writes
  * /proc/sys/vm/compact_memory every few seconds, takes ksmd through
- * run=1 -> 2 -> 1 now and then, flips smart_scan and use_zero_pages, and
- * samples the counters.  COMMAND (stress-ng) runs alongside for the same
+ * run=1 -> 2 -> 1 now and then (after a few full scans), flips
+ * smart_scan and use_zero_pages, and samples the counters.  COMMAND (stress-ng) runs alongside for the same
  * time: "--timeout SECONDS" is added to it; it must exit 0.
  *
  * At the end every process verifies all of its pages, run=2 must bring
@@ -472,10 +472,18 @@ static void flip(const char *tunable)
 	fig->tunable_flips++;
 }
 
-/* Compaction, run=1 -> 2 -> 1, tunables, and the counters' samples. */
+/*
+ * Compaction, run=1 -> 2 -> 1, tunables, and the counters' samples.
+ * run=2 unmerges everything: it comes again only after 5 to 20 s and
+ * MERGE_SCANS full scans, so that most of the time the workers work on
+ * merged pages however slowly ksmd goes (the debug kernel under TCG).
+ */
+#define MERGE_SCANS	3
+
 static void controller(unsigned int r)
 {
 	time_t now, compact = 0, run = time(NULL) + 5, tune = run + 3;
+	long scans = 0;
 	int err;
 
 	kt_who = "controller: ";
@@ -486,7 +494,7 @@ static void controller(unsigned int r)
 			fig->compactions++;
 			compact = now + 1 + rand_r(&r) % 3;
 		}
-		if (now >= run) {
+		if (now >= run && fig->full_scans >= scans + MERGE_SCANS) {
 			err = ksm_set("run", "2");
 			if (err)
 				kt_note("run=2: %s", strerror(-err));
@@ -495,6 +503,7 @@ static void controller(unsigned int r)
 			ksm_must_set("run", 1);
 			fig->run_toggles++;
 			run = time(NULL) + 5 + rand_r(&r) % 15;
+			scans = fig->full_scans;
 		}
 		if (now >= tune) {
 			flip(rand_r(&r) % 2 ? "smart_scan" : "use_zero_pages");
