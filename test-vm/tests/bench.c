@@ -2,6 +2,9 @@
 /*
  * bench WORKLOAD [RUNS]: one workload of `make bench`, run RUNS times
  * (default 1) in the test VM with the same settings on every kernel.
+ * ksm.bench_runs=<first>:<count> on the kernel command line overrides
+ * RUNS: runs numbered first..first+count-1 (scripts/bench boots one VM
+ * per run and kernel, alternating the kernels).
  * scripts/bench boots the stock kernel and ours with the same initramfs and
  * compares what this prints (it takes the median of the runs):
  *   @@BENCH <workload> <metric> <value>     one measurement per run ("NA")
@@ -953,9 +956,25 @@ static int run_one(void)
 	return KT_FAIL;
 }
 
+/* ksm.bench_runs=<first>:<count> from the kernel command line, if there. */
+static void bench_runs_arg(int *first, int *count)
+{
+	char line[4096], *p;
+	FILE *f = fopen("/proc/cmdline", "r");
+
+	if (!f)
+		return;
+	if (fgets(line, sizeof(line), f)) {
+		p = strstr(line, "ksm.bench_runs=");
+		if (p && sscanf(p, "ksm.bench_runs=%d:%d", first, count) != 2)
+			kt_skip("bad ksm.bench_runs= on the kernel command line");
+	}
+	fclose(f);
+}
+
 int main(int argc, char **argv)
 {
-	int runs, ret = KT_PASS;
+	int first, runs, ret = KT_PASS;
 
 	if (argc < 2 || argc > 3) {
 		fprintf(stderr, "usage: bench WORKLOAD [RUNS]\n");
@@ -963,6 +982,8 @@ int main(int argc, char **argv)
 	}
 	wl = argv[1];
 	runs = argc > 2 ? atoi(argv[2]) : 1;
+	first = 1;
+	bench_runs_arg(&first, &runs);
 	ksm_begin();
 	ksmd_pid = find_ksmd();
 	if (!ksmd_pid)
@@ -970,7 +991,7 @@ int main(int argc, char **argv)
 	ctl = kt_shared(sizeof(*ctl));
 	ncpu = sysconf(_SC_NPROCESSORS_ONLN);
 	place();
-	for (run_no = 1; run_no <= runs; run_no++)
+	for (run_no = first; run_no < first + runs; run_no++)
 		if (run_one() != KT_PASS)
 			ret = KT_FAIL;
 	return ret;
