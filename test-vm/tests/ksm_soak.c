@@ -15,8 +15,9 @@
  * to the other NUMA node (move_pages or mbind).  A controller writes
  * /proc/sys/vm/compact_memory every few seconds, takes ksmd through
  * run=1 -> 2 -> 1 now and then (after a few full scans), flips
- * smart_scan and use_zero_pages, and samples the counters.  COMMAND (stress-ng) runs alongside for the same
- * time: "--timeout SECONDS" is added to it; it must exit 0.
+ * smart_scan and use_zero_pages, and samples the counters.  COMMAND
+ * (stress-ng) runs alongside for the same time, without CAP_SYS_ADMIN:
+ * "--timeout SECONDSs" is added to it; it must exit 0.
  *
  * At the end every process verifies all of its pages, run=2 must bring
  * every counter to 0 with the workers still mapping them, the pages are
@@ -26,6 +27,7 @@
  */
 #define _GNU_SOURCE
 #include "ktest.h"
+#include <linux/capability.h>
 
 #define NWORKERS	4
 #define NREGIONS	3
@@ -515,7 +517,11 @@ static void controller(unsigned int r)
 	kt_child_exit();
 }
 
-/* COMMAND with "--timeout SECONDSs" added, in a child. */
+/*
+ * COMMAND with "--timeout SECONDSs" added, in a child, without
+ * CAP_SYS_ADMIN: stress-ng's madvise stressor would MADV_HWPOISON its own
+ * pages (then fail on the SIGBUS, or poison a KSM page the workers map).
+ */
 static pid_t spawn_cmd(char **argv, int seconds)
 {
 	char **args, secs[32];
@@ -533,6 +539,8 @@ static pid_t spawn_cmd(char **argv, int seconds)
 	args[n + 1] = secs;
 	pid = kt_fork();
 	if (!pid) {
+		if (prctl(PR_CAPBSET_DROP, CAP_SYS_ADMIN, 0, 0, 0))
+			kt_die("prctl(PR_CAPBSET_DROP)");
 		execvp(args[0], args);
 		kt_die(args[0]);
 	}
