@@ -324,17 +324,24 @@ static int hazard_pinned(void)
  * stable_page_flags() tests "mapping & PAGE_MAPPING_KSM", which holds for
  * every anonymous page, and so reports KPF_KSM for all of them.
  */
-static long frame_maps(uint64_t pfn)
+static long frame_maps_at(int fd, uint64_t pfn)
 {
 	uint64_t count = 0;
-	int fd = open("/proc/kpagecount", O_RDONLY);
 
-	if (fd < 0 || !pfn)
-		return -1;
-	if (pread(fd, &count, sizeof(count), pfn * sizeof(count)) !=
+	if (fd < 0 || !pfn ||
+	    pread(fd, &count, sizeof(count), pfn * sizeof(count)) !=
 	    sizeof(count))
-		count = 0;
-	close(fd);
+		return -1;
+	return count;
+}
+
+static long frame_maps(uint64_t pfn)
+{
+	int fd = open("/proc/kpagecount", O_RDONLY);
+	long count = frame_maps_at(fd, pfn);
+
+	if (fd >= 0)
+		close(fd);
 	return count;
 }
 
@@ -347,14 +354,15 @@ static long frame_maps(uint64_t pfn)
 static int shared_frames(pid_t pid, const void *addr, size_t n)
 {
 	uint64_t *pfn = calloc(n, sizeof(*pfn));
-	int shared = 0;
+	int fd = open("/proc/kpagecount", O_RDONLY), shared = 0;
 	size_t i;
 
-	if (!pfn)
-		kt_die("calloc");
+	if (!pfn || fd < 0)
+		kt_die("/proc/kpagecount");
 	kt_pfns_of(pid, addr, n, pfn);
 	for (i = 0; i < n; i++)
-		shared += frame_maps(pfn[i]) > 1;
+		shared += frame_maps_at(fd, pfn[i]) > 1;
+	close(fd);
 	free(pfn);
 	return shared;
 }
@@ -808,7 +816,7 @@ static int tenant_all_shared(void *arg)
  */
 static void tenant_merged(struct kt_proc *t, const char *when)
 {
-	int ok = !ksm_wait_for(tenant_all_shared, t, 10, 300);
+	int ok = !ksm_wait_for(tenant_all_shared, t, 100, 300);
 
 	kt_check(ok, "%s: all %d tenant pages on KSM pages (%ld)", when,
 		 T_PAGES, kt_ask(t, T_KSM));
