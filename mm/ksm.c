@@ -1398,8 +1398,9 @@ static void chain_add_dup(struct ksm_node *node, struct ksm_node *group,
 /*
  * Merge two ordinary pages with (so far) equal content: @page becomes a
  * KSM page in place, then @opage's mapping is switched over to it if the
- * two compare equal once neither can change (replace_anon_page_pte()).  @group, if not NULL, is a full
- * KSM page with this content, which the new one joins as a duplicate.
+ * two compare equal once neither can change (replace_anon_page_pte()).
+ * @group, if not NULL, is a full KSM page with this content, which the new
+ * one joins as a duplicate.
  */
 static bool merge_pair(struct ksm_item *item, struct page *page,
 		       struct ksm_item *other, struct page *opage,
