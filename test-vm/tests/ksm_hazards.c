@@ -592,9 +592,14 @@ static void cg_limit_above_current(long kb)
  * duplicates, until the cgroup's limit has it OOM-killed while ksmd scans
  * and merges it.  Without, it waits for its pipe to close.
  */
+/* How far the victim got, as it last said: ksmd keeps pace with it. */
+static struct {
+	long filled, items, merging;
+} *vstat;
+
 static void victim(struct kt_proc *v, size_t pages, int hog)
 {
-	size_t i, n = V_HOG / ps;
+	size_t i, j, n = V_HOG / ps;
 	char *big;
 
 	kt_who = "victim: ";
@@ -617,8 +622,20 @@ static void victim(struct kt_proc *v, size_t pages, int hog)
 		   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (big == MAP_FAILED || madvise(big, V_HOG, MADV_MERGEABLE))
 		kt_die("the hog's mapping");
-	for (i = 0; i < n; i++)
+	for (i = 0; i < n; i++) {
 		kt_fill(big + i * ps, ps, i & 1 ? 900000 + i : 5000 + i % 64);
+		if (i % 256 != 255)
+			continue;
+		/* a MiB more: wait (a little) for ksmd to scan half of it */
+		for (j = 0; j < 20; j++) {
+			vstat->filled = i + 1;
+			vstat->items = kt_ksm_stat(0, "ksm_rmap_items");
+			vstat->merging = kt_merging_pages(0);
+			if (vstat->items >= (long)(pages + i / 2))
+				break;
+			usleep(10000);
+		}
+	}
 	kt_note("filled %d MiB and was not killed", V_HOG >> 20);
 	_exit(0);
 }
@@ -649,6 +666,7 @@ static int hazard_oom(void)
 	/* killed by its cgroup's OOM while ksmd merges and scans it */
 	if (cg_write("memory.max", "24M"))
 		kt_die("memory.max");
+	vstat = kt_shared(sizeof(*vstat));
 	if (!kt_spawn(&v))
 		victim(&v, V_PAGES, 1);
 	if (kt_get(v.up) != 0)
@@ -656,9 +674,12 @@ static int hazard_oom(void)
 	t0 = time(NULL);
 	ret = kt_finish(&v);
 	kt_check(ret == 128 + SIGKILL && cg_event("oom_kill") == 1,
-		 "the victim was OOM-killed while ksmd merged it (exit %d "
-		 "after %ld s, oom_kill %ld)", ret, (long)(time(NULL) - t0),
-		 cg_event("oom_kill"));
+		 "the victim was OOM-killed (exit %d after %ld s, oom_kill "
+		 "%ld)", ret, (long)(time(NULL) - t0), cg_event("oom_kill"));
+	kt_check(vstat->items > V_PAGES && vstat->merging > V_PAGES / 4,
+		 "while ksmd scanned and merged it: last seen with %ld of "
+		 "its pages filled, %ld KSM items, %ld merged",
+		 V_PAGES + vstat->filled, vstat->items, vstat->merging);
 	kt_check(ksm_wait_scans(3, 120) == 0, "ksmd keeps scanning");
 	survivor_intact("after the OOM kill");
 
