@@ -16,6 +16,6 @@ report --no-children --sort sym -g none --percent-limit 0.3 | head -80
 echo "@@PROF callers"
 report --no-children --sort sym -g caller,2,callee,function,percent \
 	--percent-limit 4 | head -200
-echo "@@PROF hot addresses"
-perf script -i /tmp/perf.data --comm ksmd -F ip,sym 2>/dev/null |
+echo "@@PROF hot addresses (where the samples landed)"
+perf script -i /tmp/perf.data --comm ksmd -G -F ip,sym 2>/dev/null |
 	awk 'NF >= 2 { print $1, $2 }' | sort | uniq -c | sort -rn | head -40
