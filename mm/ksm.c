@@ -263,6 +263,7 @@ static struct {
 static struct ksm_utable ksm_unstable;		/* under ksm_mutex */
 static struct ksm_stable ksm_stable;		/* under ksm_mutex */
 static struct ksm_node *ksm_guess;		/* under ksm_mutex */
+static unsigned int ksm_guess_misses;		/* under ksm_mutex */
 
 static struct kmem_cache *ksm_item_cache;
 static struct kmem_cache *ksm_node_cache;
@@ -1259,6 +1260,7 @@ static int merge_with_stable(struct ksm_item *item, struct page *page,
 		return err;
 	}
 	ksm_guess = node;
+	ksm_guess_misses = 0;
 	return 0;
 }
 
@@ -1292,14 +1294,17 @@ static bool lines_equal(struct page *page, struct page *kpage)
  * tried first, before @page is even hashed: when the guess is right the
  * merge needs no hash and no lookup, only the compare that every merge
  * makes once the page cannot change.  A guess that three cache lines
- * already refute costs just that look; one that fails later costs a
- * page-table round, and guessing stops until the next merge.
+ * already refute costs just that look, and after KSM_GUESS_MISSES of them
+ * in a row (content without runs) guessing stops until the next merge; a
+ * guess that fails later costs a page-table round, and stops it at once.
  */
+#define KSM_GUESS_MISSES	8
+
 static bool merge_with_guess(struct ksm_item *item, struct page *page)
 {
 	struct ksm_node *node = ksm_guess;
 	struct folio *kfolio;
-	int err = -EAGAIN;
+	int err;
 
 	if (!node || node->nr_maps >= ksm_max_sharing ||
 	    node->key.domain != item_domain(item) ||
@@ -1311,6 +1316,8 @@ static bool merge_with_guess(struct ksm_item *item, struct page *page)
 	if ((!ksm_across_nodes && folio_nid(kfolio) != page_to_nid(page)) ||
 	    !lines_equal(page, &kfolio->page)) {
 		folio_put(kfolio);
+		if (++ksm_guess_misses >= KSM_GUESS_MISSES)
+			ksm_guess = NULL;
 		return false;
 	}
 	err = merge_with_stable(item, page, kfolio);
@@ -1451,6 +1458,7 @@ static bool merge_pair(struct ksm_item *item, struct page *page,
 	}
 	folio_unlock(kfolio);
 	ksm_guess = node;
+	ksm_guess_misses = 0;
 
 	if (group)
 		chain_add_dup(node, group, page);
