@@ -565,6 +565,24 @@ static void cg_join(void)
 		kt_die("joining the memory cgroup");
 }
 
+/*
+ * With its tasks gone the cgroup is charged for next to nothing (a few
+ * kernel objects): no copy an unmerge made, no KSM page, was leaked.
+ */
+static void cg_drained(const char *when)
+{
+	long cur = cg_read("memory.current");
+	int i;
+
+	for (i = 0; i < 100 && cur >= 2 << 20; i++) {
+		usleep(100000);
+		cur = cg_read("memory.current");
+	}
+	kt_check(cur >= 0 && cur < 2 << 20,
+		 "%s: the cgroup is charged for %ld kB, under 2 MiB", when,
+		 cur >> 10);
+}
+
 /* memory.max = what the cgroup uses now plus @kb. */
 static void cg_limit_above_current(long kb)
 {
@@ -682,6 +700,7 @@ static int hazard_oom(void)
 		 V_PAGES + vstat->filled, vstat->items, vstat->merging);
 	kt_check(ksm_wait_scans(3, 120) == 0, "ksmd keeps scanning");
 	survivor_intact("after the OOM kill");
+	cg_drained("after the OOM kill");
 
 	/* killed by its cgroup's OOM while run=2 unmerges it */
 	if (cg_write("memory.max", "max"))
@@ -706,6 +725,7 @@ static int hazard_oom(void)
 		 "%ld)", ret, cg_event("oom_kill"));
 	kt_check(ksm_set("run", "2") == 0 && ksm_all_zero(),
 		 "run=2 again: done, every counter 0");
+	cg_drained("after the OOM kill during run=2");
 	kt_check(kt_diff(mem, shadow, NPAGES, "survivor memory") == 0,
 		 "the survivor's pages match its shadow after run=2");
 	ksm_must_set("run", 1);
@@ -1018,6 +1038,7 @@ static int hazard_memcg_unmerge(void)
 		 "every page private, data intact");
 	ksm_check_zero("after run=2");
 	kt_check(kt_finish(&t) == 0, "the tenant's checks");
+	cg_drained("the tenant exited");
 
 	/* a tenant the OOM killer may take: killed, or a clean failure */
 	ksm_must_set("run", 1);
@@ -1041,6 +1062,7 @@ static int hazard_memcg_unmerge(void)
 			 "oom_kill %ld)", err, cg_event("oom_kill"));
 	}
 	ksm_expect("the tenant is gone", 0, 0, 0);
+	cg_drained("the tenant is gone");
 	cg_remove();
 	unmerge_interrupted();
 	return kt_exit();
