@@ -10,6 +10,7 @@
  * compared with its process's own shadow copy after merging and after
  * private writes; each write to a merged page must copy (cow_ksm), land
  * in the writer's page only and leave the other mappers on the KSM page.
+ * /proc/kpageflags must flag the KSM frames, and only those, KPF_KSM.
  */
 #include "ktest.h"
 
@@ -110,6 +111,32 @@ static int wrong_pairs(void)
 	return bad;
 }
 
+/*
+ * Frames whose KPF_KSM flag says otherwise than their class: the across
+ * and within pages are on KSM pages, the unique ones are ordinary
+ * anonymous pages.  (The 6.12 base sets the flag on every anonymous
+ * page; our series fixes fs/proc/page.c.)
+ */
+static int wrong_flags(void)
+{
+	int who, i, bad = 0;
+	uint64_t flags;
+
+	for (who = 0; who < 2; who++) {
+		for (i = 0; i < NPAGES; i++) {
+			flags = kt_kpageflags(sh->pfn[who][i]);
+			if ((flags & KT_KPF_ANON) &&
+			    !!(flags & KT_KPF_KSM) == (i < NACROSS + NWITHIN))
+				continue;
+			if (!bad++)
+				kt_note("%c page %d: frame %#lx flags %#llx",
+					"AB"[who], i, (long)sh->pfn[who][i],
+					(unsigned long long)flags);
+		}
+	}
+	return bad;
+}
+
 static int ask_both(struct kt_proc *kid, long cmd)
 {
 	return kt_ask(&kid[0], cmd) != 0 || kt_ask(&kid[1], cmd) != 0;
@@ -170,6 +197,8 @@ int main(void)
 	kt_check(wrong_pairs() == 0,
 		 "pages share a frame exactly when their contents are equal "
 		 "(across, within, unique)");
+	kt_check(wrong_flags() == 0,
+		 "/proc/kpageflags has KPF_KSM on the merged frames only");
 	before = *sh;
 
 	write_phase(kid, &before);

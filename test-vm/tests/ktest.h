@@ -521,6 +521,24 @@ static inline int kt_swapped(const void *addr)
 }
 
 /* How many frames of @pfn[0..n) are 0 or also appear elsewhere in it. */
+/* The /proc/kpageflags word of frame @pfn; 0 if it cannot be read. */
+static inline uint64_t kt_kpageflags(uint64_t pfn)
+{
+	int fd = open("/proc/kpageflags", O_RDONLY);
+	uint64_t flags = 0;
+
+	if (fd < 0)
+		return 0;
+	if (pread(fd, &flags, sizeof(flags), pfn * sizeof(flags)) !=
+	    sizeof(flags))
+		flags = 0;
+	close(fd);
+	return flags;
+}
+
+#define KT_KPF_ANON	(1ULL << 12)
+#define KT_KPF_KSM	(1ULL << 21)
+
 static inline int kt_pfn_dups(const uint64_t *pfn, size_t n)
 {
 	size_t i, j;
