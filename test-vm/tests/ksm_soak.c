@@ -23,7 +23,8 @@
  * every counter to 0 with the workers still mapping them, the pages are
  * verified once more, and one "figures:" line sums up what was done.  A
  * mismatch names the process, region, page, offset and the expected and
- * actual byte; there must be none (and no kernel splat: the harness).
+ * actual byte; there must be none (and no kernel splat: the harness),
+ * and ksm_zero_pages, sampled every 100 ms, must never be below 0.
  */
 #define _GNU_SOURCE
 #include "ktest.h"
@@ -58,6 +59,7 @@ static struct figures {
 	long peak_sharing, full_scans;
 	long rises, falls;		/* of pages_sharing + ksm_zero_pages */
 	long merged, scans;		/* at the last sample */
+	long lowest_zero;		/* ksm_zero_pages, never below 0 */
 } *fig;
 
 #define ADD(field, n)	__atomic_fetch_add(&fig->field, (n), __ATOMIC_RELAXED)
@@ -454,8 +456,13 @@ static void worker(int id, struct kt_proc *p, unsigned int seed)
 static void sample(void)
 {
 	long sharing = ksm_get("pages_sharing"), now;
-	long merged = sharing + ksm_get("ksm_zero_pages");
+	long zero = ksm_get("ksm_zero_pages"), merged = sharing + zero;
 
+	if (zero < fig->lowest_zero) {
+		if (!fig->lowest_zero)
+			kt_note("ksm_zero_pages is %ld", zero);
+		fig->lowest_zero = zero;
+	}
 	if (sharing > fig->peak_sharing)
 		fig->peak_sharing = sharing;
 	if (merged > fig->merged)
@@ -643,5 +650,7 @@ int main(int argc, char **argv)
 	       fig->mismatches);
 	kt_check(fig->mismatches == 0, "no page ever differed from its shadow");
 	kt_check(fig->peak_sharing > 0, "pages were merged");
+	kt_check(fig->lowest_zero == 0, "ksm_zero_pages never went below 0 "
+		 "(lowest sampled: %ld)", fig->lowest_zero);
 	return kt_exit();
 }
