@@ -1136,8 +1136,24 @@ static int map_ksm_page(struct ksm_item *item, struct page *page,
 	}
 
 	if (kpage) {
+		bool zero = is_zero_pfn(page_to_pfn(kpage));
+
+		/*
+		 * Count a zero page under the mmap lock, which keeps fork()
+		 * out (ksm_fork() trusts the parent's count), and before the
+		 * PTE is there: a write fault may replace it at once, and
+		 * takes one off the count when it does.
+		 */
+		if (zero) {
+			atomic_long_inc(&mm->ksm_zero_pages);
+			atomic_long_inc(&ksm_zero_pages);
+		}
 		/* One page-table round: clear, count, compare, map @kpage. */
 		err = replace_anon_page_pte(vma, page, kpage, pages_equal);
+		if (err && zero) {
+			atomic_long_dec(&mm->ksm_zero_pages);
+			atomic_long_dec(&ksm_zero_pages);
+		}
 	} else {
 		err = folio_wrprotect_one(folio, vma, &pte);
 		if (!err) {
@@ -1167,13 +1183,8 @@ out:
 /* Replace a zero-filled page by the shared zero page. */
 static bool merge_with_zero_page(struct ksm_item *item, struct page *page)
 {
-	struct mm_struct *mm = item->owner->mm;
-
-	if (map_ksm_page(item, page, ZERO_PAGE(item_address(item)), NULL))
-		return false;
-	atomic_long_inc(&mm->ksm_zero_pages);
-	atomic_long_inc(&ksm_zero_pages);
-	return true;
+	/* map_ksm_page() counts it. */
+	return !map_ksm_page(item, page, ZERO_PAGE(item_address(item)), NULL);
 }
 
 /*
