@@ -490,23 +490,25 @@ static u32 page_content_hash(struct page *page)
 
 /*
  * Whether two pages have the same content.  memcmp() orders bytes and
- * compares a word per step; equality needs neither, so compare a cache
- * line per step and test once per line.
+ * compares a word per step; equality needs neither, so compare 64 bytes
+ * (a cache line) per step and test once per line: line_diff() is nonzero
+ * if the lines at @p and @q differ.
  */
+static inline u64 line_diff(const u64 *p, const u64 *q)
+{
+	return (p[0] ^ q[0]) | (p[1] ^ q[1]) | (p[2] ^ q[2]) |
+	       (p[3] ^ q[3]) | (p[4] ^ q[4]) | (p[5] ^ q[5]) |
+	       (p[6] ^ q[6]) | (p[7] ^ q[7]);
+}
+
 static bool pages_equal(struct page *a, struct page *b)
 {
 	const u64 *p = kmap_local_page(a), *q = kmap_local_page(b);
 	unsigned int i;
 	u64 diff = 0;
 
-	for (i = 0; i < PAGE_SIZE / sizeof(u64); i += 8) {
-		diff = (p[i] ^ q[i]) | (p[i + 1] ^ q[i + 1]) |
-		       (p[i + 2] ^ q[i + 2]) | (p[i + 3] ^ q[i + 3]) |
-		       (p[i + 4] ^ q[i + 4]) | (p[i + 5] ^ q[i + 5]) |
-		       (p[i + 6] ^ q[i + 6]) | (p[i + 7] ^ q[i + 7]);
-		if (diff)
-			break;
-	}
+	for (i = 0; i < PAGE_SIZE / sizeof(u64) && !diff; i += 8)
+		diff = line_diff(p + i, q + i);
 	kunmap_local(q);
 	kunmap_local(p);
 	return !diff;
@@ -1282,17 +1284,15 @@ static int merge_with_stable(struct ksm_item *item, struct page *page,
 static bool lines_equal(struct page *page, struct page *kpage)
 {
 	static const unsigned int line[] = {
-		0, PAGE_SIZE / 2, PAGE_SIZE - SMP_CACHE_BYTES
+		0, PAGE_SIZE / 2, PAGE_SIZE - 64
 	};
 	const u64 *p = kmap_local_page(page), *q = kmap_local_page(kpage);
-	unsigned int i, j, w;
+	unsigned int i, w;
 	u64 diff = 0;
 
-	/* Like pages_equal(): no byte order, one test per line. */
 	for (i = 0; i < ARRAY_SIZE(line) && !diff; i++) {
 		w = line[i] / sizeof(u64);
-		for (j = 0; j < SMP_CACHE_BYTES / sizeof(u64); j++)
-			diff |= p[w + j] ^ q[w + j];
+		diff = line_diff(p + w, q + w);
 	}
 	kunmap_local(q);
 	kunmap_local(p);
