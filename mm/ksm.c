@@ -924,8 +924,13 @@ static void unstable_grow(struct ksm_utable *t)
 	t->bits = bits;
 }
 
+/*
+ * Index @item under @key.  @counted says the item is already counted in
+ * ksm_pages_unshared: it was detached from the index with
+ * unstable_detach() while ksmd looked at it again.
+ */
 static void unstable_insert(struct ksm_utable *t, struct ksm_item *item,
-			    struct ksm_key key)
+			    struct ksm_key key, bool counted)
 {
 	struct ksm_item **head;
 
@@ -937,10 +942,12 @@ static void unstable_insert(struct ksm_utable *t, struct ksm_item *item,
 	*head = item;
 	item->addr = (item->addr & ~KI_PARITY) | KI_UNSTABLE | pass_parity();
 	t->count++;
-	ksm_pages_unshared++;
+	if (!counted)
+		ksm_pages_unshared++;
 }
 
-static void unstable_remove(struct ksm_utable *t, struct ksm_item *item)
+/* Take @item out of the index, leaving ksm_pages_unshared alone. */
+static void unstable_detach(struct ksm_utable *t, struct ksm_item *item)
 {
 	struct ksm_item **pp;
 
@@ -955,6 +962,11 @@ static void unstable_remove(struct ksm_utable *t, struct ksm_item *item)
 		}
 	}
 	item->addr &= ~(KI_UNSTABLE | KI_PARITY);
+}
+
+static void unstable_remove(struct ksm_utable *t, struct ksm_item *item)
+{
+	unstable_detach(t, item);
 	ksm_pages_unshared--;
 }
 
@@ -1517,8 +1529,12 @@ static bool smart_skip(struct ksm_item *item, struct page *page)
 	return true;
 }
 
-/* Try to merge the page ksmd found at @item's address. */
-static void ksm_merge_page(struct ksm_item *item, struct page *page)
+/*
+ * Try to merge the page ksmd found at @item's address; returns whether the
+ * item went (back) into the unstable index.  @counted: the item is still
+ * counted in ksm_pages_unshared.
+ */
+static bool merge_page(struct ksm_item *item, struct page *page, bool counted)
 {
 	struct folio *folio = page_folio(page);
 	struct ksm_node *node = NULL, *full;
@@ -1530,7 +1546,7 @@ static void ksm_merge_page(struct ksm_item *item, struct page *page)
 	if (folio_test_ksm(folio)) {
 		node = folio_ksm_node(folio);
 		if ((item->addr & KI_STABLE) && item->node == node)
-			return;		/* still merged where we left it */
+			return false;	/* still merged where we left it */
 	}
 	item_unlink(item);
 
@@ -1542,23 +1558,23 @@ static void ksm_merge_page(struct ksm_item *item, struct page *page)
 				merge_with_stable(item, page, kfolio);
 			folio_put(kfolio);
 		}
-		return;
+		return false;
 	}
 	if (folio_test_ksm(folio))
-		return;		/* being set up: leave it alone */
+		return false;	/* being set up: leave it alone */
 
 	if (merge_with_guess(item, page))
-		return;
+		return false;
 
 	key.hash = page_content_hash(page);
 	key.domain = item_domain(item);
 
 	if (zero_page_allowed(item) && key.hash == ksm_zero_hash &&
 	    merge_with_zero_page(item, page))
-		return;
+		return false;
 
 	if (stable_merge(item, page, key, &full))
-		return;
+		return false;
 
 	other = unstable_find(item, page, key, &opage);
 	if (other) {
@@ -1566,9 +1582,28 @@ static void ksm_merge_page(struct ksm_item *item, struct page *page)
 
 		put_page(opage);
 		if (merged)
-			return;
+			return false;
 	}
-	unstable_insert(&ksm_unstable, item, key);
+	unstable_insert(&ksm_unstable, item, key, counted);
+	return true;
+}
+
+/* Try to merge the page ksmd found at @item's address. */
+static void ksm_merge_page(struct ksm_item *item, struct page *page)
+{
+	bool unshared = item->addr & KI_UNSTABLE;
+
+	/*
+	 * An item of the unstable index stays counted in pages_unshared
+	 * while ksmd looks at it again.  Most come back, and a reader of
+	 * pages_unshared or pages_volatile should not see each leave for
+	 * the length of a hash: on a workload that has stopped changing,
+	 * both stay still.
+	 */
+	if (unshared)
+		unstable_detach(&ksm_unstable, item);
+	if (!merge_page(item, page, unshared) && unshared)
+		ksm_pages_unshared--;
 }
 
 /* ------------------------------------------------------------------ */

@@ -233,7 +233,7 @@ static void ksm_test_unstable_basic(struct kunit *test)
 	mutex_lock(&ksm_mutex);
 	unshared = ksm_pages_unshared;
 	for (i = 0; i < n; i++)
-		unstable_insert(t, &items[i], ksm_test_key(i % nkeys));
+		unstable_insert(t, &items[i], ksm_test_key(i % nkeys), false);
 	KUNIT_EXPECT_EQ(test, t->count, n);
 	KUNIT_EXPECT_EQ(test, ksm_test_ucount(test, t), n);
 	KUNIT_EXPECT_EQ(test, ksm_pages_unshared, unshared + n);
@@ -290,7 +290,7 @@ static void ksm_test_unstable_grow(struct kunit *test)
 	for (i = 0; i < n; i++) {
 		if (i == first)
 			KUNIT_EXPECT_EQ(test, t->bits, KSM_TABLE_MIN_BITS);
-		unstable_insert(t, &items[i], ksm_test_key(i % (n / 2)));
+		unstable_insert(t, &items[i], ksm_test_key(i % (n / 2)), false);
 		if (i == first)
 			KUNIT_EXPECT_EQ(test, t->bits, KSM_TABLE_MIN_BITS + 2);
 	}
@@ -331,9 +331,9 @@ static void ksm_test_unstable_pass_parity(struct kunit *test)
 	unshared = ksm_pages_unshared;
 	pass = ksm_cursor.pass;
 
-	unstable_insert(t, a, k);
-	unstable_insert(t, b, k);
-	unstable_insert(t, c, k2);
+	unstable_insert(t, a, k, false);
+	unstable_insert(t, b, k, false);
+	unstable_insert(t, c, k2, false);
 	KUNIT_EXPECT_EQ(test, t->count, 3);
 
 	/* The pass ends, as in cursor_advance(). */
@@ -344,11 +344,16 @@ static void ksm_test_unstable_pass_parity(struct kunit *test)
 		KUNIT_EXPECT_NULL(test, t->bucket[i]);
 	KUNIT_EXPECT_NE(test, a->addr & KI_PARITY, pass_parity());
 
-	/* b is seen again: ksm_merge_page() unlinks it, then indexes it. */
-	unstable_remove(t, b);
+	/*
+	 * b is seen again: ksm_merge_page() detaches it, then indexes it,
+	 * and pages_unshared does not move meanwhile.
+	 */
+	unstable_detach(t, b);
 	KUNIT_EXPECT_FALSE(test, b->addr & KI_UNSTABLE);
-	unstable_insert(t, b, k);
-	unstable_insert(t, d, k);
+	KUNIT_EXPECT_EQ(test, ksm_pages_unshared, unshared + 3);
+	unstable_insert(t, b, k, true);
+	KUNIT_EXPECT_EQ(test, ksm_pages_unshared, unshared + 3);
+	unstable_insert(t, d, k, false);
 	KUNIT_EXPECT_EQ(test, b->addr & KI_PARITY, pass_parity());
 	KUNIT_EXPECT_EQ(test, t->count, 2);
 

@@ -159,6 +159,24 @@ static int self_merged(void *arg)
 	return 1;
 }
 
+/* On a failure, say where the fresh pages are. */
+static void where_fresh(char *fresh)
+{
+	uint64_t pfn[NSAME], frame = kt_pfn(inherited);
+	int i, on_parent = 0, on_first = 0;
+
+	kt_pfns(fresh, NSAME, pfn);
+	for (i = 0; i < NSAME; i++) {
+		on_parent += frame && pfn[i] == frame;
+		on_first += pfn[i] && pfn[i] == pfn[0];
+	}
+	kt_note("parent's KSM page %#llx; of %d fresh pages %d map it, %d "
+		"map the frame of the first (%#llx)",
+		(unsigned long long)frame, NSAME, on_parent, on_first,
+		(unsigned long long)pfn[0]);
+	ksm_print("prctl C");
+}
+
 /* Part 2: the child of a PR_SET_MEMORY_MERGE process merges new memory. */
 static void prctl_family(void)
 {
@@ -184,9 +202,11 @@ static void prctl_family(void)
 			fresh = kt_map(NSAME);
 			for (i = 0; i < NSAME; i++)
 				kt_fill(fresh + i * ps, ps, seed_of(0, i));
-			kt_check(ksm_wait_for(same_frame, fresh, 10, 300) == 0,
-				 "memory the child mapped itself merged with the "
-				 "parent's KSM page");
+			i = ksm_wait_for(same_frame, fresh, 10, 300);
+			kt_check(i == 0, "memory the child mapped itself "
+				 "merged with the parent's KSM page");
+			if (i)
+				where_fresh(fresh);
 			kt_child_exit();
 		}
 		i = kt_join(kt_kids[0]);
