@@ -11,6 +11,10 @@ report() {
 	perf report -q -i /tmp/perf.data --stdio --comm ksmd \
 		--percentage relative "$@" 2>/dev/null | grep -v '^$'
 }
+echo "@@PROF counters after the run"
+for f in full_scans pages_scanned pages_scrubbed pages_skipped; do
+	[ -r /sys/kernel/mm/ksm/$f ] && echo "$f $(cat /sys/kernel/mm/ksm/$f)"
+done
 echo "@@PROF flat"
 report --no-children --sort sym -g none --percent-limit 0.3 | head -80
 echo "@@PROF callers"
