@@ -1947,7 +1947,16 @@ static void stable_prune(void)
  * SIGBUS when they touch it instead of reading wrong data.
  */
 static unsigned int ksm_scrub_batch = 2;	/* pages per batch; 0: off */
-static unsigned long ksm_scrub_bucket;		/* next bucket to look at */
+static unsigned long ksm_scrub_bucket;		/* bucket being looked at */
+/*
+ * Nodes of that bucket already looked at.  A bucket can hold hundreds
+ * (the KSM pages of one chain share a key), so a batch may stop in the
+ * middle of one; the next batch skips this many from the head.  A node
+ * added or removed meanwhile shifts the count by one: one node is
+ * looked at twice or waits for the next round, which is fine for a
+ * pace, and cheaper than pinning a position in the list.
+ */
+static unsigned int ksm_scrub_pos;
 static unsigned long ksm_pages_scrubbed;
 static unsigned long ksm_scrub_failures;
 #define KSM_SCRUB_MAX_BUCKETS	256		/* looked at per batch */
@@ -1975,15 +1984,26 @@ static struct folio *ksm_scrub(unsigned int budget)
 	struct hlist_node *tmp;
 	struct ksm_node *node;
 	struct folio *folio;
+	unsigned int pos;
 	u32 hash;
 
 	for (visited = 0; budget && visited < min(nr, KSM_SCRUB_MAX_BUCKETS);
 	     visited++) {
-		if (ksm_scrub_bucket >= nr)
+		if (ksm_scrub_bucket >= nr) {
 			ksm_scrub_bucket = 0;
+			ksm_scrub_pos = 0;
+		}
+		pos = 0;
 		hlist_for_each_entry_safe(node, tmp,
 					  &ksm_stable.bucket[ksm_scrub_bucket],
 					  hnode) {
+			if (pos++ < ksm_scrub_pos)
+				continue;
+			if (!budget) {
+				/* come back to this node next batch */
+				ksm_scrub_pos = pos - 1;
+				return NULL;
+			}
 			if (node->key.domain == KSM_QUARANTINE)
 				continue;
 			folio = node_folio(node, false);
@@ -2000,10 +2020,10 @@ static struct folio *ksm_scrub(unsigned int budget)
 				return folio;
 			}
 			folio_put(folio);
-			if (budget)
-				budget--;
+			budget--;
 		}
 		ksm_scrub_bucket++;
+		ksm_scrub_pos = 0;
 	}
 	return NULL;
 }
@@ -2026,6 +2046,7 @@ static void ksm_scrub_poison(struct folio *folio)
 /* One batch of ksmd; returns a KSM page to poison, or NULL. */
 static struct folio *ksm_scan_batch(unsigned int budget)
 {
+	unsigned int want = budget;
 	struct ksm_item *item;
 	struct page *page;
 
@@ -2042,6 +2063,9 @@ static struct folio *ksm_scan_batch(unsigned int budget)
 		budget--;
 	}
 	ksm_found_drop();
+	/* Scrub as the scan goes: not in a batch that found no page. */
+	if (budget == want)
+		return NULL;
 	return ksm_scrub(READ_ONCE(ksm_scrub_batch));
 }
 
@@ -2062,9 +2086,21 @@ static bool ksmd_wake_up(void)
 	return ksmd_has_work() || kthread_should_stop();
 }
 
+/*
+ * After the batch that ends a pass, ksmd sleeps at least this long, even
+ * at sleep_millisecs=0.  Without it a pass over a few pages follows the
+ * last one within microseconds, so ksmd spins (draining every CPU's LRU
+ * batches each time round), and a pass is nearly always in progress: a
+ * program that writes to a merged page as soon as it sees full_scans go
+ * up, then waits for the next full scan, may get one that looked at its
+ * page before the write (the kernel's own ksm_tests -U does just that).
+ */
+#define KSM_PASS_REST_MS	5
+
 static int ksmd_fn(void *unused)
 {
 	unsigned int ms;
+	bool rest;
 
 	set_freezable();
 	set_user_nice(current, 5);
@@ -2072,18 +2108,24 @@ static int ksmd_fn(void *unused)
 	while (!kthread_should_stop()) {
 		struct folio *bad = NULL;
 
+		rest = false;
 		mutex_lock(&ksm_mutex);
-		if (ksmd_has_work())
+		if (ksmd_has_work()) {
 			bad = ksm_scan_batch(READ_ONCE(ksm_pages_to_scan));
+			rest = !ksm_cursor.slot;	/* a pass ended */
+		}
 		mutex_unlock(&ksm_mutex);
 		if (bad)
 			ksm_scrub_poison(bad);
 
 		if (ksmd_has_work()) {
+			unsigned long nap;
+
 			ms = READ_ONCE(ksm_sleep_ms);
+			nap = msecs_to_jiffies(rest ? max(ms, KSM_PASS_REST_MS) :
+					       ms);
 			wait_event_freezable_timeout(ksm_sleep_wait,
-						     ksmd_nap_over(ms),
-						     msecs_to_jiffies(ms));
+						     ksmd_nap_over(ms), nap);
 		} else {
 			wait_event_freezable(ksm_thread_wait, ksmd_wake_up());
 		}
