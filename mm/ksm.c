@@ -1352,10 +1352,12 @@ static bool merge_with_guess(struct ksm_item *item, struct page *page)
 
 /*
  * Merge @page into a KSM page of its content, if the stable index has one
- * with room; see stable_find() for *@full.
+ * with room; see stable_find() for *@full.  Returns 0 when merged,
+ * -ENOENT when there is no such KSM page, or why @page did not merge
+ * into the one there is.
  */
-static bool stable_merge(struct ksm_item *item, struct page *page,
-			 struct ksm_key key, struct ksm_node **full)
+static int stable_merge(struct ksm_item *item, struct page *page,
+			struct ksm_key key, struct ksm_node **full)
 {
 	bool verify = false;
 	struct folio *kfolio;
@@ -1364,7 +1366,7 @@ static bool stable_merge(struct ksm_item *item, struct page *page,
 again:
 	kfolio = stable_find(page, key, verify, full);
 	if (!kfolio)
-		return false;
+		return -ENOENT;
 	err = merge_with_stable(item, page, kfolio);
 	folio_put(kfolio);
 	if (err == -EAGAIN && !verify) {
@@ -1372,7 +1374,7 @@ again:
 		verify = true;
 		goto again;
 	}
-	return !err;
+	return err;
 }
 
 /*
@@ -1573,7 +1575,14 @@ static bool merge_page(struct ksm_item *item, struct page *page, bool counted)
 	    merge_with_zero_page(item, page))
 		return false;
 
-	if (stable_merge(item, page, key, &full))
+	/*
+	 * A KSM page with room has this content, but @page could not join
+	 * it now (most often a passing extra reference: -EBUSY).  Keep it
+	 * out of the unstable index, or the next page of this content
+	 * would pair with it and make a second KSM page beside the first,
+	 * for good; it tries again next pass.
+	 */
+	if (stable_merge(item, page, key, &full) != -ENOENT)
 		return false;
 
 	other = unstable_find(item, page, key, &opage);
