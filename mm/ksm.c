@@ -94,6 +94,7 @@
 #include <linux/mmu_notifier.h>
 #include <linux/oom.h>
 #include <linux/pagemap.h>
+#include <linux/pagevec.h>
 #include <linux/pagewalk.h>
 #include <linux/rmap.h>
 #include <linux/sched.h>
@@ -494,7 +495,7 @@ static u32 page_content_hash(struct page *page)
  * (a cache line) per step and test once per line: line_diff() is nonzero
  * if the lines at @p and @q differ.
  */
-static inline u64 line_diff(const u64 *p, const u64 *q)
+static __always_inline u64 line_diff(const u64 *p, const u64 *q)
 {
 	return (p[0] ^ q[0]) | (p[1] ^ q[1]) | (p[2] ^ q[2]) |
 	       (p[3] ^ q[3]) | (p[4] ^ q[4]) | (p[5] ^ q[5]) |
@@ -1201,6 +1202,8 @@ static bool merge_with_zero_page(struct ksm_item *item, struct page *page)
 	return !map_ksm_page(item, page, ZERO_PAGE(item_address(item)), NULL);
 }
 
+static int node_room(struct ksm_node *node);
+
 /*
  * Look up the stable index for a KSM page with @page's content that can
  * take one more mapping.  If the content is there but every copy is full,
@@ -1234,7 +1237,7 @@ static struct folio *stable_find(struct page *page, struct ksm_key key,
 			folio_put(kfolio);
 			continue;
 		}
-		if (node->nr_maps < ksm_max_sharing)
+		if (node_room(node) > 0)
 			return kfolio;
 		folio_put(kfolio);
 
@@ -1243,7 +1246,7 @@ static struct folio *stable_find(struct page *page, struct ksm_key key,
 		 * that joined last first, as the older ones fill up first.
 		 */
 		list_for_each_entry_reverse(dup, &node->dups, dups) {
-			if (dup->nr_maps >= ksm_max_sharing)
+			if (node_room(dup) <= 0)
 				continue;
 			/* A stale dup cannot be freed inside this loop. */
 			dfolio = pfn_folio(READ_ONCE(dup->kpfn));
@@ -1309,45 +1312,6 @@ static bool lines_equal(struct page *page, struct page *kpage)
 	kunmap_local(q);
 	kunmap_local(p);
 	return !diff;
-}
-
-/*
- * Pages of equal content tend to come in runs (zero-filled or patterned
- * buffers, copies of one image), so the KSM page the last merge went to is
- * tried first, before @page is even hashed: when the guess is right the
- * merge needs no hash and no lookup, only the compare that every merge
- * makes once the page cannot change.  A guess that three cache lines
- * already refute costs just that look, and after KSM_GUESS_MISSES of them
- * in a row (content without runs) guessing stops until the next merge; a
- * guess that fails later costs a page-table round, and stops it at once.
- */
-#define KSM_GUESS_MISSES	8
-
-static bool merge_with_guess(struct ksm_item *item, struct page *page)
-{
-	struct ksm_node *node = ksm_guess;
-	struct folio *kfolio;
-	int err;
-
-	if (!node || node->nr_maps >= ksm_max_sharing ||
-	    node->key.domain != item_domain(item) ||
-	    (zero_page_allowed(item) && node->key.hash == ksm_zero_hash))
-		return false;
-	kfolio = node_folio(node, false);
-	if (!kfolio)
-		return false;
-	if ((!ksm_across_nodes && folio_nid(kfolio) != page_to_nid(page)) ||
-	    !lines_equal(page, &kfolio->page)) {
-		folio_put(kfolio);
-		if (++ksm_guess_misses >= KSM_GUESS_MISSES)
-			ksm_guess = NULL;
-		return false;
-	}
-	err = merge_with_stable(item, page, kfolio);
-	folio_put(kfolio);
-	if (err)
-		ksm_guess = NULL;
-	return !err;
 }
 
 /*
@@ -1565,9 +1529,6 @@ static bool merge_page(struct ksm_item *item, struct page *page, bool counted)
 	if (folio_test_ksm(folio))
 		return false;	/* being set up: leave it alone */
 
-	if (merge_with_guess(item, page))
-		return false;
-
 	key.hash = page_content_hash(page);
 	key.domain = item_domain(item);
 
@@ -1597,8 +1558,280 @@ static bool merge_page(struct ksm_item *item, struct page *page, bool counted)
 	return true;
 }
 
-/* Try to merge the page ksmd found at @item's address. */
-static void ksm_merge_page(struct ksm_item *item, struct page *page)
+/* ------------------------------------------------------------------ */
+/* Guessing                                                            */
+/* ------------------------------------------------------------------ */
+
+/*
+ * Most pages that merge could be told where to before they are hashed.
+ * Pages of equal content come in runs (zero-filled or patterned buffers),
+ * so the KSM page the last merge went to, ksm_guess, is one guess.  And
+ * processes that share content tend to share its layout too (forked
+ * workers, VMs booted from one image): the KSM page that the mm scanned
+ * just before maps at the same address is the other.  A guess is checked
+ * with a look at three cache lines, and the merge compares the whole page
+ * anyway, once it cannot change; when the guess is right, the page needs
+ * no hash and no lookup.  After KSM_GUESS_MISSES refuted looks in a row
+ * (content without runs), ksm_guess is dropped until the next merge.
+ *
+ * The pages that pass the look are not merged one by one: those of one
+ * page table, within KSM_RUN_MAX pages of the first, are collected in
+ * ksm_guess_run and merged together by guess_run_merge(), with one mmap
+ * lock, one page-table round and one TLB flush for all of them, then
+ * freed as a batch.  The run holds a reference on each page and on each
+ * KSM page it means to map, and its items are in no index meanwhile.  It
+ * is merged when a page does not fit in it, before each page-table walk
+ * and at the end of each batch, so it never outlives ksm_mutex.  Pages
+ * that do not join it are merged meanwhile as usual; they only have to
+ * leave room in each KSM page for the pages of the run (node_room()).
+ */
+#define KSM_GUESS_MISSES	8
+#define KSM_RUN_MAX		REPLACE_ANON_PTES_MAX
+
+static struct ksm_guess_run {
+	struct ksm_mm *slot;		/* the mm of the pages */
+	unsigned long start;		/* address of the first page */
+	unsigned int nr;		/* pages in the run */
+	unsigned long counted;		/* items counted in pages_unshared */
+	struct {
+		struct ksm_item *item;
+		struct page *page;	/* referenced */
+		struct folio *kfolio;	/* the KSM page to map, referenced */
+		struct ksm_node *node;	/* and its node */
+	} e[KSM_RUN_MAX];
+} ksm_guess_run;			/* under ksm_mutex */
+
+static_assert(KSM_RUN_MAX <= BITS_PER_LONG);
+
+/* How many more mappings @node may take, counting the guess run's. */
+static int node_room(struct ksm_node *node)
+{
+	struct ksm_guess_run *r = &ksm_guess_run;
+	int room = ksm_max_sharing - (int)node->nr_maps;
+	unsigned int i;
+
+	for (i = 0; i < r->nr && room > 0; i++)
+		room -= r->e[i].node == node;
+	return room;
+}
+
+/*
+ * Map each page of run @r's KSM page; @ret receives each page's result
+ * (see replace_anon_ptes()), *@avp the anon_vma, with one reference for
+ * each page merged.  Returns how many merged.
+ */
+static unsigned int guess_run_map(struct ksm_guess_run *r, int *ret,
+				  struct anon_vma **avp)
+{
+	unsigned long last = item_address(r->e[r->nr - 1].item);
+	struct page *old[KSM_RUN_MAX] = {}, *new[KSM_RUN_MAX];
+	unsigned int i, n, span, done = 0;
+	struct mm_struct *mm = r->slot->mm;
+	struct vm_area_struct *vma;
+	struct folio *folio;
+
+	span = ((last - r->start) >> PAGE_SHIFT) + 1;
+	for (i = 0; i < r->nr; i++)
+		ret[i] = -EFAULT;
+	if (!mmget_not_zero(mm))
+		return 0;
+	mmap_read_lock(mm);
+	vma = mergeable_vma_at(mm, r->start);
+	if (!vma || vma->vm_end <= last)
+		goto out;
+	/* Never wait for a page lock: come back to such a page next pass. */
+	for (i = 0; i < r->nr; i++) {
+		n = (item_address(r->e[i].item) - r->start) >> PAGE_SHIFT;
+		folio = page_folio(r->e[i].page);
+		new[n] = &r->e[i].kfolio->page;
+		if (folio_test_anon(folio) && !folio_test_ksm(folio) &&
+		    !folio_test_large(folio) && folio_trylock(folio))
+			old[n] = r->e[i].page;
+	}
+	{
+		int res[KSM_RUN_MAX];
+
+		done = replace_anon_ptes(vma, r->start, old, span, new,
+					 pages_equal, res);
+		for (i = 0; i < r->nr; i++) {
+			n = (item_address(r->e[i].item) - r->start) >>
+			    PAGE_SHIFT;
+			if (!old[n])
+				continue;
+			folio_unlock(page_folio(old[n]));
+			ret[i] = res[n];
+			if (!ret[i]) {
+				*avp = vma->anon_vma;
+				get_anon_vma(*avp);
+			}
+		}
+	}
+out:
+	mmap_read_unlock(mm);
+	mmput(mm);
+	return done;
+}
+
+/*
+ * Merge the pages of the guess run, and free those merged as a batch.  A
+ * page that did not merge goes the way of any other page (hashed, looked
+ * up, indexed), without a guess.
+ */
+static void guess_run_merge(void)
+{
+	struct ksm_guess_run *r = &ksm_guess_run;
+	struct anon_vma *av = NULL;
+	unsigned int i, nr = r->nr;
+	struct ksm_node *node;
+	struct folio_batch fb;
+	int ret[KSM_RUN_MAX];
+	bool bad = false;
+
+	if (!nr)
+		return;
+	guess_run_map(r, ret, &av);
+	r->nr = 0;
+
+	for (i = 0; i < nr; i++) {
+		struct folio *kfolio = r->e[i].kfolio;
+
+		if (!ret[i]) {
+			folio_lock(kfolio);
+			node = folio_ksm_node(kfolio);
+			if (!node || node_add_item(node, r->e[i].item, av))
+				ret[i] = -ENOMEM;	/* to be undone */
+			folio_unlock(kfolio);
+			if (node) {
+				ksm_guess = node;
+				ksm_guess_misses = 0;
+			}
+		} else if (ret[i] == -EAGAIN && r->e[i].node == ksm_guess) {
+			bad = true;
+		}
+		folio_put(kfolio);
+	}
+	if (bad)
+		ksm_guess = NULL;	/* a bad guess after all: stop it */
+
+	folio_batch_init(&fb);
+	for (i = 0; i < nr; i++) {
+		struct ksm_item *item = r->e[i].item;
+		struct page *page = r->e[i].page;
+		bool counted = r->counted & BIT(i);
+
+		if (ret[i] == -ENOMEM) {
+			put_anon_vma(av);
+			unshare_item(item);
+		} else if (ret[i] && merge_page(item, page, counted)) {
+			counted = false;	/* back in the unstable index */
+		}
+		if (counted)
+			ksm_pages_unshared--;
+		if (!folio_batch_add(&fb, page_folio(page)))
+			folios_put(&fb);
+	}
+	if (folio_batch_count(&fb))
+		folios_put(&fb);
+}
+
+/*
+ * The KSM page mapped at @item's address in the mm ksmd scanned before
+ * @item's, if there is one; ksm_mutex keeps the item found alive, and
+ * ksm_list_lock the ksm_mm it is looked up in.
+ */
+static struct ksm_node *sibling_node(struct ksm_item *item)
+{
+	struct ksm_mm *slot = item->owner, *prev;
+	struct ksm_item *sib = NULL;
+
+	spin_lock(&ksm_list_lock);
+	if (!list_is_first(&slot->link, &ksm_mm_list)) {
+		prev = list_prev_entry(slot, link);
+		sib = xa_load(&prev->items, item->addr >> PAGE_SHIFT);
+	}
+	spin_unlock(&ksm_list_lock);
+	return sib && (sib->addr & KI_STABLE) ? sib->node : NULL;
+}
+
+/*
+ * Whether @node is worth trying for @page of @item: same domain, room, not
+ * the zero-page stand-in; returns its KSM page, referenced, if @page looks
+ * like it.
+ */
+static struct folio *guess_check(struct ksm_item *item, struct page *page,
+				 struct ksm_node *node)
+{
+	struct folio *kfolio;
+
+	if (!node || node->key.domain != item_domain(item) ||
+	    node_room(node) <= 0 ||
+	    (zero_page_allowed(item) && node->key.hash == ksm_zero_hash))
+		return NULL;
+	kfolio = node_folio(node, false);
+	if (!kfolio)
+		return NULL;
+	if ((!ksm_across_nodes && folio_nid(kfolio) != page_to_nid(page)) ||
+	    !lines_equal(page, &kfolio->page)) {
+		folio_put(kfolio);
+		return NULL;
+	}
+	return kfolio;
+}
+
+/*
+ * Whether @page at @item's address looks like a guess; if so, it joins
+ * the guess run, which takes over the caller's reference on @page.
+ * Otherwise the caller merges @page itself.
+ */
+static bool guess_take(struct ksm_item *item, struct page *page,
+		       bool counted)
+{
+	struct ksm_guess_run *r = &ksm_guess_run;
+	unsigned long addr = item_address(item);
+	struct folio *folio = page_folio(page);
+	struct ksm_node *node, *sib;
+	struct folio *kfolio;
+
+	if (folio_test_ksm(folio) || folio_test_large(folio))
+		return false;
+	if (r->nr && (r->slot != item->owner ||
+		      addr >= r->start + KSM_RUN_MAX * PAGE_SIZE ||
+		      (addr & PMD_MASK) != (r->start & PMD_MASK)))
+		guess_run_merge();
+
+	sib = sibling_node(item);
+	node = sib;
+	kfolio = guess_check(item, page, node);
+	if (!kfolio && ksm_guess && ksm_guess != sib) {
+		node = ksm_guess;
+		kfolio = guess_check(item, page, node);
+		if (!kfolio && ++ksm_guess_misses >= KSM_GUESS_MISSES)
+			ksm_guess = NULL;
+	}
+	if (!kfolio)
+		return false;
+
+	item_unlink(item);
+	if (!r->nr) {
+		r->slot = item->owner;
+		r->start = addr;
+		r->counted = 0;
+	}
+	if (counted)
+		r->counted |= BIT(r->nr);
+	r->e[r->nr].item = item;
+	r->e[r->nr].page = page;
+	r->e[r->nr].kfolio = kfolio;
+	r->e[r->nr].node = node;
+	r->nr++;
+	return true;
+}
+
+/*
+ * Try to merge the page ksmd found at @item's address.  Returns true if
+ * the guess run took over the reference on @page.
+ */
+static bool ksm_merge_page(struct ksm_item *item, struct page *page)
 {
 	bool unshared = item->addr & KI_UNSTABLE;
 
@@ -1611,8 +1844,11 @@ static void ksm_merge_page(struct ksm_item *item, struct page *page)
 	 */
 	if (unshared)
 		unstable_detach(&ksm_unstable, item);
+	if (guess_take(item, page, unshared))
+		return true;
 	if (!merge_page(item, page, unshared) && unshared)
 		ksm_pages_unshared--;
+	return false;
 }
 
 /* ------------------------------------------------------------------ */
@@ -1827,6 +2063,8 @@ static bool ksm_next_page(struct ksm_item **itemp, struct page **pagep,
 
 	if (ksm_cursor.slot && ksm_found_next(ksm_cursor.slot, itemp, pagep))
 		return true;
+	/* The run must not outlive its walk: see ksm_guess_run. */
+	guess_run_merge();
 next_mm:
 	if (!ksm_cursor.slot) {
 		if (list_empty_careful(&ksm_mm_list))
@@ -2066,11 +2304,12 @@ static struct folio *ksm_scan_batch(unsigned int budget)
 			break;
 		if (!ksm_next_page(&item, &page, budget))
 			break;
-		ksm_merge_page(item, page);
-		put_page(page);
+		if (!ksm_merge_page(item, page))
+			put_page(page);
 		ksm_pages_scanned++;
 		budget--;
 	}
+	guess_run_merge();
 	ksm_found_drop();
 	/* Scrub as the scan goes: not in a batch that found no page. */
 	if (budget == want)
