@@ -1022,12 +1022,29 @@ static void item_unlink(struct ksm_item *item)
 	}
 }
 
-static struct ksm_item *item_get(struct ksm_mm *slot, unsigned long addr)
+/*
+ * Get the item of @slot for @addr, making it if there is none.  @xas is
+ * the caller's cursor in @slot's xarray, kept from one call to the next:
+ * for the address after the last one, xas_next() steps to the next entry
+ * instead of walking down from the root again, and a missing item is
+ * stored where the lookup ended.  Only ksmd, under ksm_mutex, changes
+ * the xarrays of items, so the cursor stays good between calls; whoever
+ * erases entries (items_drop()) must xas_reset() it.
+ */
+static struct ksm_item *item_get(struct ksm_mm *slot, struct xa_state *xas,
+				 unsigned long addr)
 {
 	unsigned long index = addr >> PAGE_SHIFT;
 	struct ksm_item *item;
 
-	item = xa_load(&slot->items, index);
+	rcu_read_lock();
+	if (!xas_error(xas) && xas->xa_index + 1 == index) {
+		item = xas_next(xas);
+	} else {
+		xas_set(xas, index);
+		item = xas_load(xas);
+	}
+	rcu_read_unlock();
 	if (item)
 		return item;
 
@@ -1036,8 +1053,14 @@ static struct ksm_item *item_get(struct ksm_mm *slot, unsigned long addr)
 		return NULL;
 	item->addr = addr;
 	item->owner = slot;
-	if (xa_err(xa_store(&slot->items, index, item, GFP_KERNEL))) {
+	do {
+		xas_lock(xas);
+		xas_store(xas, item);
+		xas_unlock(xas);
+	} while (xas_nomem(xas, GFP_KERNEL));
+	if (xas_error(xas)) {
 		kmem_cache_free(ksm_item_cache, item);
+		xas_set(xas, index);	/* clears the error */
 		return NULL;
 	}
 	ksm_nr_items++;
@@ -1045,15 +1068,19 @@ static struct ksm_item *item_get(struct ksm_mm *slot, unsigned long addr)
 	return item;
 }
 
-/* Free the items of @slot for addresses in [@start, @end). */
-static void items_drop(struct ksm_mm *slot, unsigned long start,
+/*
+ * Free the items of @slot for addresses in [@start, @end); returns
+ * whether there were any.
+ */
+static bool items_drop(struct ksm_mm *slot, unsigned long start,
 		       unsigned long end)
 {
 	struct ksm_item *item;
 	unsigned long index;
+	bool dropped = false;
 
 	if (start >= end)
-		return;
+		return false;
 	xa_for_each_range(&slot->items, index, item, start >> PAGE_SHIFT,
 			  (end - 1) >> PAGE_SHIFT) {
 		xa_erase(&slot->items, index);
@@ -1061,8 +1088,10 @@ static void items_drop(struct ksm_mm *slot, unsigned long start,
 		kmem_cache_free(ksm_item_cache, item);
 		ksm_nr_items--;
 		slot->mm->ksm_rmap_items--;
+		dropped = true;
 		cond_resched();
 	}
+	return dropped;
 }
 
 /* ------------------------------------------------------------------ */
@@ -1735,11 +1764,11 @@ static void guess_run_merge(void)
 }
 
 /*
- * The KSM page mapped at @item's address in the mm ksmd scanned before
- * @item's, if there is one; ksm_mutex keeps the item found alive, and
- * ksm_list_lock the ksm_mm it is looked up in.
+ * The item at @item's address in the mm ksmd scanned before @item's, if
+ * there is one; ksm_mutex keeps the item found alive, and ksm_list_lock
+ * the ksm_mm it is looked up in.
  */
-static struct ksm_node *sibling_node(struct ksm_item *item)
+static struct ksm_item *sibling_item(struct ksm_item *item)
 {
 	struct ksm_mm *slot = item->owner, *prev;
 	struct ksm_item *sib = NULL;
@@ -1750,7 +1779,7 @@ static struct ksm_node *sibling_node(struct ksm_item *item)
 		sib = xa_load(&prev->items, item->addr >> PAGE_SHIFT);
 	}
 	spin_unlock(&ksm_list_lock);
-	return sib && (sib->addr & KI_STABLE) ? sib->node : NULL;
+	return sib;
 }
 
 /*
@@ -1789,8 +1818,9 @@ static bool guess_take(struct ksm_item *item, struct page *page,
 	struct ksm_guess_run *r = &ksm_guess_run;
 	unsigned long addr = item_address(item);
 	struct folio *folio = page_folio(page);
-	struct ksm_node *node, *sib;
-	struct folio *kfolio;
+	struct ksm_node *node = NULL;
+	struct folio *kfolio = NULL;
+	struct ksm_item *sib;
 
 	if (folio_test_ksm(folio) || folio_test_large(folio))
 		return false;
@@ -1799,10 +1829,17 @@ static bool guess_take(struct ksm_item *item, struct page *page,
 		      (addr & PMD_MASK) != (r->start & PMD_MASK)))
 		guess_run_merge();
 
-	sib = sibling_node(item);
-	node = sib;
-	kfolio = guess_check(item, page, node);
-	if (!kfolio && ksm_guess && ksm_guess != sib) {
+	/*
+	 * Where the previous mm has a page that did not merge, this one
+	 * most likely will not join a run either: leave ksm_guess alone.
+	 */
+	sib = sibling_item(item);
+	if (sib && (sib->addr & KI_STABLE)) {
+		node = sib->node;
+		kfolio = guess_check(item, page, node);
+	}
+	if (!kfolio && (!sib || (sib->addr & KI_STABLE)) && ksm_guess &&
+	    ksm_guess != node) {
 		node = ksm_guess;
 		kfolio = guess_check(item, page, node);
 		if (!kfolio && ++ksm_guess_misses >= KSM_GUESS_MISSES)
@@ -1871,6 +1908,7 @@ static struct ksm_found {
 	unsigned int nr;	/* pages found */
 	unsigned int next;	/* next one to hand out */
 	unsigned int want;	/* how many the walk may collect */
+	struct xa_state xas;	/* item_get()'s cursor in the mm's items */
 } ksm_found;
 
 /* Add @page at @addr to @f; false when @f is full and the walk must stop. */
@@ -2030,10 +2068,11 @@ static bool ksm_found_next(struct ksm_mm *slot, struct ksm_item **itemp,
 	while (f->next < f->nr) {
 		page = f->page[f->next];
 		addr = f->addr[f->next++];
-		items_drop(slot, ksm_cursor.addr, addr);
+		if (items_drop(slot, ksm_cursor.addr, addr))
+			xas_reset(&f->xas);
 		ksm_cursor.addr = addr + PAGE_SIZE;
 
-		item = item_get(slot, addr);
+		item = item_get(slot, &f->xas, addr);
 		if (!item || smart_skip(item, page)) {
 			put_page(page);
 			continue;
@@ -2132,6 +2171,7 @@ next_mm:
 	mmput(mm);
 
 	if (f->nr) {
+		f->xas = (struct xa_state)__XA_STATE(&slot->items, 0, 0, 0);
 		if (ksm_found_next(slot, itemp, pagep))
 			return true;
 		goto next_mm;	/* all skipped: walk on from the cursor */
