@@ -1632,13 +1632,18 @@ static struct ksm_guess_run {
 
 static_assert(KSM_RUN_MAX <= BITS_PER_LONG);
 
-/* How many more mappings @node may take, counting the guess run's. */
+/*
+ * Whether @node may take another mapping, the guess run's pending ones
+ * counted: > 0 if so (a lower bound of how many more).
+ */
 static int node_room(struct ksm_node *node)
 {
 	struct ksm_guess_run *r = &ksm_guess_run;
 	int room = ksm_max_sharing - (int)node->nr_maps;
 	unsigned int i;
 
+	if (room > (int)r->nr)
+		return room - r->nr;	/* whatever the run maps */
 	for (i = 0; i < r->nr && room > 0; i++)
 		room -= r->e[i].node == node;
 	return room;
@@ -1790,6 +1795,7 @@ static struct ksm_item *sibling_item(struct ksm_item *item)
 static struct folio *guess_check(struct ksm_item *item, struct page *page,
 				 struct ksm_node *node)
 {
+	struct ksm_guess_run *r = &ksm_guess_run;
 	struct folio *kfolio;
 
 	if (!node || node->key.domain != item_domain(item) ||
@@ -1799,12 +1805,21 @@ static struct folio *guess_check(struct ksm_item *item, struct page *page,
 	kfolio = node_folio(node, false);
 	if (!kfolio)
 		return NULL;
-	if ((!ksm_across_nodes && folio_nid(kfolio) != page_to_nid(page)) ||
-	    !lines_equal(page, &kfolio->page)) {
-		folio_put(kfolio);
-		return NULL;
-	}
-	return kfolio;
+	if (!ksm_across_nodes && folio_nid(kfolio) != page_to_nid(page))
+		goto no;
+	/*
+	 * The page right after one that joins the run for this KSM page
+	 * is taken without a look: the compare in the run decides, and a
+	 * page that fails it costs no more than one the look refuted.
+	 */
+	if (r->nr && r->e[r->nr - 1].node == node &&
+	    item_address(r->e[r->nr - 1].item) + PAGE_SIZE == item_address(item))
+		return kfolio;
+	if (lines_equal(page, &kfolio->page))
+		return kfolio;
+no:
+	folio_put(kfolio);
+	return NULL;
 }
 
 /*

@@ -7,18 +7,22 @@ w=${1:?usage: prof.sh <workload>}
 echo 0 > /proc/sys/kernel/kptr_restrict
 echo -1 > /proc/sys/kernel/perf_event_paranoid
 # ksm.prof_window=S on the kernel command line: record only the first S
-# seconds after the workload switches ksmd on (its first pass, where the
-# bench's convergence metrics are taken), not the whole run.
+# seconds after ksmd's first merge (its first pass, where the bench's
+# convergence metrics are taken), not the whole run.
 window=$(sed -n 's/.*ksm\.prof_window=\([0-9.]*\).*/\1/p' /proc/cmdline)
 if [ -n "$window" ]; then
-	./bench "$w" 1 > /tmp/bench.out 2>&1 &
-	bench=$!
-	until [ "$(cat /sys/kernel/mm/ksm/run)" = 1 ] ||
-	      ! kill -0 $bench 2>/dev/null; do
-		sleep 0.01
+	# perf takes a while to start under TCG: start the workload from it
+	perf record -q -a -g -F 4000 -o /tmp/perf.data -- sh -c '
+		./bench "$1" 1 > /tmp/bench.out 2>&1 &
+		echo $! > /tmp/bench.pid
+		until [ "$(cat /sys/kernel/mm/ksm/pages_sharing)" -gt 0 ] ||
+		      ! kill -0 $! 2>/dev/null; do
+			sleep 0.01
+		done
+		sleep "$2"' sh "$w" "$window"
+	while kill -0 "$(cat /tmp/bench.pid)" 2>/dev/null; do
+		sleep 1
 	done
-	perf record -q -a -g -F 4000 -o /tmp/perf.data -- sleep "$window"
-	wait $bench || exit 1
 	cat /tmp/bench.out
 else
 	perf record -q -a -g -F 4000 -o /tmp/perf.data ./bench "$w" 1 || exit 1
