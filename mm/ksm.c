@@ -1914,6 +1914,12 @@ static bool ksm_merge_page(struct ksm_item *item, struct page *page)
  * descending the page tables for every page.  Only used under ksm_mutex,
  * and empty between batches (ksm_found_drop()), so that ksmd never holds
  * references on user pages while it sleeps.
+ *
+ * A page that is still the KSM page its item was merged into is checked
+ * by the walk itself, under the page table lock, and recorded without a
+ * page or a reference: there is nothing more to do for it this pass
+ * (merge_page() would return at once), and once most pages are merged,
+ * most pages are like that.
  */
 #define KSM_FOUND_MAX	32
 
@@ -1924,16 +1930,43 @@ static struct ksm_found {
 	unsigned int next;	/* next one to hand out */
 	unsigned int want;	/* how many the walk may collect */
 	struct xa_state xas;	/* item_get()'s cursor in the mm's items */
+	struct xa_state wxas;	/* the walk's cursor in them */
 } ksm_found;
 
-/* Add @page at @addr to @f; false when @f is full and the walk must stop. */
+/*
+ * Add @page at @addr to @f, or with @page NULL, the address of a page
+ * that needs nothing; false when @f is full and the walk must stop.
+ */
 static bool found_add(struct ksm_found *f, struct page *page,
 		      unsigned long addr)
 {
-	folio_get(page_folio(page));
+	if (page)
+		folio_get(page_folio(page));
 	f->page[f->nr] = page;
 	f->addr[f->nr++] = addr;
 	return f->nr < f->want;
+}
+
+/*
+ * Whether the KSM page @folio, mapped at @addr, is the one the item of
+ * @addr was merged into.  ksm_mutex keeps the items as they are.
+ */
+static bool found_still_merged(struct ksm_found *f, struct folio *folio,
+			       unsigned long addr)
+{
+	unsigned long index = addr >> PAGE_SHIFT;
+	struct ksm_item *item;
+
+	rcu_read_lock();
+	if (!xas_error(&f->wxas) && f->wxas.xa_index + 1 == index) {
+		item = xas_next(&f->wxas);
+	} else {
+		xas_set(&f->wxas, index);
+		item = xas_load(&f->wxas);
+	}
+	rcu_read_unlock();
+	return item && (item->addr & KI_STABLE) &&
+	       item->node == folio_ksm_node(folio);
 }
 
 /*
@@ -1991,6 +2024,9 @@ static int ksm_find_in_pmd(pmd_t *pmdp, unsigned long addr,
 				found_add(f, page, addr);
 			break;
 		}
+		if (folio_test_ksm(page_folio(page)) &&
+		    found_still_merged(f, page_folio(page), addr))
+			page = NULL;
 		if (!found_add(f, page, addr)) {
 			ret = 1;
 			break;
@@ -2007,8 +2043,9 @@ static void ksm_found_drop(void)
 
 	if (f->next < f->nr)
 		ksm_cursor.addr = f->addr[f->next];	/* revisit those */
-	while (f->next < f->nr)
-		put_page(f->page[f->next++]);
+	for (; f->next < f->nr; f->next++)
+		if (f->page[f->next])
+			put_page(f->page[f->next]);
 	f->nr = 0;
 	f->next = 0;
 }
@@ -2068,9 +2105,10 @@ static bool cursor_advance(struct ksm_mm *slot)
 }
 
 /*
- * Hand out the next page found by the last walk, with its item; false
- * when none is left.  The cursor follows, and the items of addresses
- * skipped over (no page there any more) are freed.
+ * Hand out the next page found by the last walk, with its item (both NULL
+ * for a page still merged); false when none is left.  The cursor follows,
+ * and the items of addresses skipped over (no page there any more) are
+ * freed.
  */
 static bool ksm_found_next(struct ksm_mm *slot, struct ksm_item **itemp,
 			   struct page **pagep)
@@ -2087,6 +2125,11 @@ static bool ksm_found_next(struct ksm_mm *slot, struct ksm_item **itemp,
 			xas_reset(&f->xas);
 		ksm_cursor.addr = addr + PAGE_SIZE;
 
+		if (!page) {		/* still merged: nothing to do */
+			*itemp = NULL;
+			*pagep = NULL;
+			return true;
+		}
 		item = item_get(slot, &f->xas, addr);
 		if (!item || smart_skip(item, page)) {
 			put_page(page);
@@ -2104,7 +2147,8 @@ static bool ksm_found_next(struct ksm_mm *slot, struct ksm_item **itemp,
 /*
  * Find the next page to look at, with a reference, and its item; walk
  * the page tables for at most @want more pages if none is left from the
- * last walk.  Returns false at the end of a pass or when there is
+ * last walk.  Both are NULL for a page the walk found still merged (see
+ * struct ksm_found).  Returns false at the end of a pass or when there is
  * nothing to scan.
  */
 static bool ksm_next_page(struct ksm_item **itemp, struct page **pagep,
@@ -2160,6 +2204,7 @@ next_mm:
 	}
 
 	f->want = clamp(want, 1U, (unsigned int)KSM_FOUND_MAX);
+	f->wxas = (struct xa_state)__XA_STATE(&slot->items, 0, 0, 0);
 	mmap_read_lock(mm);
 	{
 		VMA_ITERATOR(vmi, mm, ksm_cursor.addr);
@@ -2178,7 +2223,8 @@ next_mm:
 			if (f->nr)
 				break;
 			/* Nothing (more) here. */
-			items_drop(slot, ksm_cursor.addr, vma->vm_end);
+			if (items_drop(slot, ksm_cursor.addr, vma->vm_end))
+				xas_reset(&f->wxas);
 			ksm_cursor.addr = vma->vm_end;
 		}
 	}
@@ -2359,7 +2405,7 @@ static struct folio *ksm_scan_batch(unsigned int budget)
 			break;
 		if (!ksm_next_page(&item, &page, budget))
 			break;
-		if (!ksm_merge_page(item, page))
+		if (page && !ksm_merge_page(item, page))
 			put_page(page);
 		ksm_pages_scanned++;
 		budget--;
