@@ -1627,6 +1627,7 @@ static struct ksm_guess_run {
 		struct page *page;	/* referenced */
 		struct folio *kfolio;	/* the KSM page to map, referenced */
 		struct ksm_node *node;	/* and its node */
+		unsigned int pte;	/* PTEs after the first page's */
 	} e[KSM_RUN_MAX];
 } ksm_guess_run;			/* under ksm_mutex */
 
@@ -1657,47 +1658,41 @@ static int node_room(struct ksm_node *node)
 static unsigned int guess_run_map(struct ksm_guess_run *r, int *ret,
 				  struct anon_vma **avp)
 {
-	unsigned long last = item_address(r->e[r->nr - 1].item);
 	struct page *old[KSM_RUN_MAX] = {}, *new[KSM_RUN_MAX];
-	unsigned int i, n, span, done = 0;
+	unsigned int i, n, span = r->e[r->nr - 1].pte + 1, done = 0;
 	struct mm_struct *mm = r->slot->mm;
+	int res[KSM_RUN_MAX];
 	struct vm_area_struct *vma;
 	struct folio *folio;
 
-	span = ((last - r->start) >> PAGE_SHIFT) + 1;
 	for (i = 0; i < r->nr; i++)
 		ret[i] = -EFAULT;
 	if (!mmget_not_zero(mm))
 		return 0;
 	mmap_read_lock(mm);
 	vma = mergeable_vma_at(mm, r->start);
-	if (!vma || vma->vm_end <= last)
+	if (!vma || vma->vm_end < r->start + span * PAGE_SIZE)
 		goto out;
 	/* Never wait for a page lock: come back to such a page next pass. */
 	for (i = 0; i < r->nr; i++) {
-		n = (item_address(r->e[i].item) - r->start) >> PAGE_SHIFT;
+		n = r->e[i].pte;
 		folio = page_folio(r->e[i].page);
 		new[n] = &r->e[i].kfolio->page;
 		if (folio_test_anon(folio) && !folio_test_ksm(folio) &&
 		    !folio_test_large(folio) && folio_trylock(folio))
 			old[n] = r->e[i].page;
 	}
-	{
-		int res[KSM_RUN_MAX];
-
-		done = replace_anon_ptes(vma, r->start, old, span, new,
-					 pages_equal, res);
-		for (i = 0; i < r->nr; i++) {
-			n = (item_address(r->e[i].item) - r->start) >>
-			    PAGE_SHIFT;
-			if (!old[n])
-				continue;
-			folio_unlock(page_folio(old[n]));
-			ret[i] = res[n];
-			if (!ret[i]) {
-				*avp = vma->anon_vma;
-				get_anon_vma(*avp);
-			}
+	done = replace_anon_ptes(vma, r->start, old, span, new, pages_equal,
+				 res);
+	for (i = 0; i < r->nr; i++) {
+		n = r->e[i].pte;
+		if (!old[n])
+			continue;
+		folio_unlock(page_folio(old[n]));
+		ret[i] = res[n];
+		if (!ret[i]) {
+			*avp = vma->anon_vma;
+			get_anon_vma(*avp);
 		}
 	}
 out:
@@ -1875,6 +1870,7 @@ static bool guess_take(struct ksm_item *item, struct page *page,
 	r->e[r->nr].page = page;
 	r->e[r->nr].kfolio = kfolio;
 	r->e[r->nr].node = node;
+	r->e[r->nr].pte = (addr - r->start) >> PAGE_SHIFT;
 	r->nr++;
 	return true;
 }
