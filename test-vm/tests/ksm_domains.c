@@ -16,6 +16,11 @@
  * merge with the worker's.  Zero-filled pages (use_zero_pages=1) stay in
  * their domain unless zero_pages_across_domains is set.
  *
+ * cgroup-move (merge_domain=cgroup): a worker that moves to another
+ * memory cgroup stops forming new sharing with its old one at once, even
+ * with pages that ksmd indexed in the current pass before the move; its
+ * existing sharing stays; and it merges with its new cgroup.
+ *
  * scrub (debug kernels: /sys/kernel/debug/ksm/flip_bit): a bit flipped
  * in one KSM page is found by ksmd's scrubbing, counted in
  * scrub_failures, and every mapper of that page gets SIGBUS; the other
@@ -268,6 +273,82 @@ static int check_policy(const char *policy, const char *self)
 	return kt_exit();
 }
 
+/* ---- a move to another cgroup ---------------------------------------- */
+
+static int unshared_is(void *arg)
+{
+	return ksm_get("pages_unshared") >= *(long *)arg;
+}
+
+/*
+ * Workers X and Z in cgroup A, registered in that order: ksmd scans X
+ * first.  One batch of exactly X's pages puts X's across pages into the
+ * unstable index under A's domain; during ksmd's nap after it, X moves to
+ * B; the next batch scans Z, whose across pages are X's contents.  They
+ * must not pair with X's entries: X is in B now.  X's pairs merged inside
+ * X under A stay merged (existing sharing is left alone); a worker W that
+ * joins B merges its across pages with X's.
+ */
+static int check_cgroup_move(const char *self)
+{
+	long want = NACROSS, scanned;
+	struct kt_proc w[3];
+	pid_t x, z, wb;
+	char val[16];
+	int n;
+
+	if (ksm_set("merge_domain", "cgroup"))
+		kt_skip("this kernel has no merge domains");
+	make_cgroups();
+	ksm_must_set("run", 2);
+	ksm_must_set("use_zero_pages", 0);
+	x = start_worker(&w[0], 0, IN_CGROUP_A, self);
+	z = start_worker(&w[1], 1, IN_CGROUP_A, self);
+
+	/* One batch over X's NPAGES pages, then a long nap. */
+	ksm_must_set("smart_scan", 0);
+	ksm_must_set("pages_to_scan", NPAGES);
+	ksm_must_set("sleep_millisecs", 4000);
+	scanned = ksm_get("pages_scanned");
+	ksm_must_set("run", 1);
+	for (n = 0; n < 1500 && !(unshared_is(&want) &&
+		ksm_get("pages_scanned") - scanned >= NPAGES); n++)
+		usleep(20000);
+	kt_check(unshared_is(&want),
+		 "X's %d across pages are in the unstable index", NACROSS);
+	snprintf(val, sizeof(val), "%d", x);
+	kt_check(!kt_write(CG "ksm-b/cgroup.procs", val),
+		 "X moves to cgroup B during ksmd's nap");
+	kt_check(ksm_get("full_scans") == 0 &&
+		 ksm_get("pages_scanned") - scanned == NPAGES,
+		 "and ksmd has not looked at Z yet (%ld pages scanned)",
+		 ksm_get("pages_scanned") - scanned);
+
+	ksm_must_set("sleep_millisecs", 10);
+	ksm_must_set("pages_to_scan", 1000);
+	ksm_wait_scans(4, 120);
+	n = across_shared(x, z, 0);
+	kt_check(n == 0, "after the move, %d of %d equal pages of X (in B) "
+		 "and Z (in A) share a frame (want 0)", n, NACROSS);
+	kt_check(pairs_shared(x) == NPAIRS && pairs_shared(z) == NPAIRS,
+		 "the pairs merged inside each worker stay merged");
+
+	wb = start_worker(&w[2], 1, IN_CGROUP_B, self);
+	ksm_wait_scans(4, 120);
+	n = across_shared(x, wb, 0);
+	kt_check(n == NACROSS, "X merges with W, also in B: %d of %d", n,
+		 NACROSS);
+	n = across_shared(z, wb, 0);
+	kt_check(n == 0, "and Z (in A) with neither: %d shared with W", n);
+
+	for (n = 0; n < 3; n++)
+		kt_check(kt_finish(&w[n]) == 0, "worker %d exits cleanly", n);
+	ksm_must_set("run", 2);
+	rmdir(CG "ksm-a");
+	rmdir(CG "ksm-b");
+	return kt_exit();
+}
+
 /* ---- scrubbing -------------------------------------------------------- */
 
 #define FLIP	"/sys/kernel/debug/ksm/flip_bit"
@@ -347,9 +428,12 @@ int main(int argc, char **argv)
 	if (argc == 5 && !strcmp(argv[1], "worker"))
 		return worker(atoi(argv[2]), atoi(argv[3]), atoi(argv[4]));
 	if (argc != 2)
-		kt_die("usage: ksm_domains global|cgroup|user|process|scrub");
+		kt_die("usage: ksm_domains global|cgroup|user|process|"
+		       "cgroup-move|scrub");
 	ksm_begin();
 	if (!strcmp(argv[1], "scrub"))
 		return check_scrub();
+	if (!strcmp(argv[1], "cgroup-move"))
+		return check_cgroup_move(argv[0]);
 	return check_policy(argv[1], argv[0]);
 }
