@@ -705,22 +705,6 @@ static int unshare_ksm_range(struct vm_area_struct *vma, unsigned long start,
 	return 0;
 }
 
-/* Undo a merge ksmd just made at @item's address. */
-static void unshare_item(struct ksm_item *item)
-{
-	struct mm_struct *mm = item->owner->mm;
-	struct vm_area_struct *vma;
-
-	if (!mmget_not_zero(mm))
-		return;
-	mmap_read_lock(mm);
-	vma = mergeable_vma_at(mm, item_address(item));
-	if (vma)
-		unshare_ksm_at(vma, item_address(item), false);
-	mmap_read_unlock(mm);
-	mmput(mm);
-}
-
 /* ------------------------------------------------------------------ */
 /* Stable nodes                                                        */
 /* ------------------------------------------------------------------ */
@@ -868,20 +852,37 @@ static void stable_insert(struct ksm_stable *t, struct ksm_node *node)
 	t->count++;
 }
 
-/* Add @item as a mapping of @node; its KSM page is locked. */
-static int node_add_item(struct ksm_node *node, struct ksm_item *item,
-			 struct anon_vma *anon_vma)
+/*
+ * Make room in @node's array for @n more mappings, so that recording a
+ * mapping never fails once the page table maps the KSM page: a mapping
+ * without an item would be invisible to rmap_walk_ksm().  The caller
+ * holds the KSM page locked, or @node is not published yet.
+ */
+static int node_reserve(struct ksm_node *node, unsigned int n)
 {
-	if (node->nr_maps == node->max_maps) {
-		unsigned int n = max(4U, node->max_maps * 2);
-		struct ksm_item **maps;
+	unsigned int want = node->nr_maps + n, size;
+	struct ksm_item **maps;
 
-		maps = krealloc_array(node->maps, n, sizeof(*maps), GFP_KERNEL);
-		if (!maps)
-			return -ENOMEM;
-		node->maps = maps;
-		node->max_maps = n;
-	}
+	if (want <= node->max_maps)
+		return 0;
+	size = max3(4U, node->max_maps * 2, want);
+	maps = krealloc_array(node->maps, size, sizeof(*maps), GFP_KERNEL);
+	if (!maps)
+		return -ENOMEM;
+	node->maps = maps;
+	node->max_maps = size;
+	return 0;
+}
+
+/*
+ * Add @item as a mapping of @node, in room node_reserve() made; its KSM
+ * page is locked.
+ */
+static void node_add_item(struct ksm_node *node, struct ksm_item *item,
+			  struct anon_vma *anon_vma)
+{
+	if (WARN_ON_ONCE(node->nr_maps >= node->max_maps))
+		return;
 	node->maps[node->nr_maps++] = item;
 	item->anon_vma = anon_vma;
 	item->node = node;
@@ -894,7 +895,6 @@ static int node_add_item(struct ksm_node *node, struct ksm_item *item,
 	else
 		ksm_pages_sharing++;
 	item->owner->mm->ksm_merging_pages++;
-	return 0;
 }
 
 /* ------------------------------------------------------------------ */
@@ -1139,16 +1139,100 @@ static struct page *item_current_page(struct ksm_item *item)
 }
 
 /*
+ * Lock the folio of @page for a merge, without waiting for the lock (come
+ * back to this page next pass): it must be anonymous and not a KSM page
+ * yet, and a large folio is split first.  Returns the locked small folio
+ * of @page, or NULL.
+ */
+static struct folio *lock_merge_folio(struct page *page)
+{
+	struct folio *folio = page_folio(page);
+
+	if (!folio_test_anon(folio) || folio_test_ksm(folio) ||
+	    !folio_trylock(folio))
+		return NULL;
+	if (folio_test_large(folio)) {
+		if (split_huge_page(page)) {
+			unlock_page(page);
+			return NULL;
+		}
+		folio = page_folio(page);
+	}
+	return folio;
+}
+
+/*
  * Make @item's address map @kpage instead of @page, @page being what the
- * caller found there (and holds a reference on).  With @kpage NULL, turn
- * @page itself into a KSM page (without a node yet); with @kpage == @page
- * the page is a KSM page already (inherited over fork), and only the
- * anon_vma is looked up.  On success, *@avp (if given) receives a
- * reference on the anon_vma of the VMA.  Return 0 on success, -EAGAIN if
- * @page's content is not @kpage's, another error if @page cannot merge.
+ * caller found there (and holds a reference on); with @kpage == @page the
+ * page is a KSM page already (inherited over fork), and only the anon_vma
+ * is looked up.  On success, *@avp (if given) receives a reference on the
+ * anon_vma of the VMA.  Return 0 on success, -EAGAIN if @page's content
+ * is not @kpage's, another error if @page cannot merge.
  */
 static int map_ksm_page(struct ksm_item *item, struct page *page,
 			struct page *kpage, struct anon_vma **avp)
+{
+	struct mm_struct *mm = item->owner->mm;
+	struct vm_area_struct *vma;
+	struct folio *folio;
+	int err = -EFAULT;
+	bool zero;
+
+	if (!mmget_not_zero(mm))
+		return -EFAULT;
+	mmap_read_lock(mm);
+	vma = mergeable_vma_at(mm, item_address(item));
+	if (!vma)
+		goto out;
+	if (page == kpage)
+		goto done;
+	folio = lock_merge_folio(page);
+	if (!folio)
+		goto out;
+
+	/*
+	 * Count a zero page under the mmap lock, which keeps fork() out,
+	 * and before the PTE is there: a write fault may replace it at
+	 * once, and takes one off the count when it does.
+	 */
+	zero = is_zero_pfn(page_to_pfn(kpage));
+	if (zero) {
+		atomic_long_inc(&mm->ksm_zero_pages);
+		atomic_long_inc(&ksm_zero_pages);
+	}
+	/* One page-table round: clear, count, compare, map @kpage. */
+	err = replace_anon_page_pte(vma, page, kpage, pages_equal);
+	if (err && zero) {
+		atomic_long_dec(&mm->ksm_zero_pages);
+		atomic_long_dec(&ksm_zero_pages);
+	}
+	folio_unlock(folio);
+	if (err)
+		goto out;
+done:
+	if (avp) {
+		*avp = vma->anon_vma;
+		get_anon_vma(*avp);
+	}
+out:
+	mmap_read_unlock(mm);
+	mmput(mm);
+	return err;
+}
+
+/*
+ * Turn @page, mapped at @item's address, into the KSM page of the new
+ * @node in place: its PTE there is made read-only (which fails if the
+ * page may be pinned), and in the same hold of the page lock it gets
+ * @node, which enters the stable index with @item as its first mapping.
+ * So the page is never a KSM page without a node that lists a mapping:
+ * rmap walks find every mapping of it from then on, those a fork child
+ * shares included, and lookups find it, whatever becomes of the merge
+ * that made it.  @node must have room for its mappings reserved.
+ * Returns 0, or why @page cannot become a KSM page.
+ */
+static int make_ksm_page(struct ksm_item *item, struct page *page,
+			 struct ksm_node *node)
 {
 	struct mm_struct *mm = item->owner->mm;
 	struct vm_area_struct *vma;
@@ -1160,64 +1244,27 @@ static int map_ksm_page(struct ksm_item *item, struct page *page,
 		return -EFAULT;
 	mmap_read_lock(mm);
 	vma = mergeable_vma_at(mm, item_address(item));
-	if (!vma)
+	folio = vma ? lock_merge_folio(page) : NULL;
+	if (!folio)
 		goto out;
-	if (page == kpage)
-		goto done;
-
-	folio = page_folio(page);
-	if (!folio_test_anon(folio) || folio_test_ksm(folio))
-		goto out;
-	/* Never wait for a page lock: come back to this page next pass. */
-	if (!folio_trylock(folio))
-		goto out;
-	if (folio_test_large(folio)) {
-		if (split_huge_page(page)) {
-			unlock_page(page);
-			goto out;
-		}
-		folio = page_folio(page);
-	}
-
-	if (kpage) {
-		bool zero = is_zero_pfn(page_to_pfn(kpage));
-
+	err = folio_wrprotect_one(folio, vma, &pte);
+	if (!err) {
 		/*
-		 * Count a zero page under the mmap lock, which keeps fork()
-		 * out (ksm_fork() trusts the parent's count), and before the
-		 * PTE is there: a write fault may replace it at once, and
-		 * takes one off the count when it does.
+		 * Read-only and verified unpinned: index the content it has
+		 * now, which scrubbing checks against.
 		 */
-		if (zero) {
-			atomic_long_inc(&mm->ksm_zero_pages);
-			atomic_long_inc(&ksm_zero_pages);
-		}
-		/* One page-table round: clear, count, compare, map @kpage. */
-		err = replace_anon_page_pte(vma, page, kpage, pages_equal);
-		if (err && zero) {
-			atomic_long_dec(&mm->ksm_zero_pages);
-			atomic_long_dec(&ksm_zero_pages);
-		}
-	} else {
-		err = folio_wrprotect_one(folio, vma, &pte);
-		if (!err) {
-			/* Read-only and verified unpinned: now a KSM page. */
-			folio_set_ksm_node(folio, NULL);
-			folio_mark_accessed(folio);
-			/* Reclaim must write it to swap, not drop it. */
-			if (!folio_test_dirty(folio))
-				folio_set_dirty(folio);
-		}
+		node->key.hash = page_content_hash(page);
+		node->kpfn = folio_pfn(folio);
+		folio_set_ksm_node(folio, node);
+		get_anon_vma(vma->anon_vma);
+		node_add_item(node, item, vma->anon_vma);
+		stable_insert(&ksm_stable, node);
+		folio_mark_accessed(folio);
+		/* Reclaim must write it to swap, not drop it. */
+		if (!folio_test_dirty(folio))
+			folio_set_dirty(folio);
 	}
 	folio_unlock(folio);
-	if (err)
-		goto out;
-done:
-	err = 0;
-	if (avp) {
-		*avp = vma->anon_vma;
-		get_anon_vma(*avp);
-	}
 out:
 	mmap_read_unlock(mm);
 	mmput(mm);
@@ -1303,19 +1350,21 @@ static int merge_with_stable(struct ksm_item *item, struct page *page,
 	struct ksm_node *node;
 	int err;
 
+	/* The caller's reference keeps @kfolio a KSM page of this node. */
+	folio_lock(kfolio);
+	node = folio_ksm_node(kfolio);
+	err = node ? node_reserve(node, 1) : -EFAULT;
+	folio_unlock(kfolio);
+	if (err)
+		return err;
+
 	err = map_ksm_page(item, page, &kfolio->page, &av);
 	if (err)
 		return err;
 
 	folio_lock(kfolio);
-	node = folio_ksm_node(kfolio);
-	err = node ? node_add_item(node, item, av) : -EFAULT;
+	node_add_item(node, item, av);
 	folio_unlock(kfolio);
-	if (err) {
-		put_anon_vma(av);
-		unshare_item(item);
-		return err;
-	}
 	ksm_guess = node;
 	ksm_guess_misses = 0;
 	return 0;
@@ -1425,13 +1474,18 @@ static void chain_add_dup(struct ksm_node *node, struct ksm_node *group,
  * KSM page in place, then @opage's mapping is switched over to it if the
  * two compare equal once neither can change (replace_anon_page_pte()).
  * @group, if not NULL, is a full KSM page with this content, which the new
- * one joins as a duplicate.
+ * one joins as a duplicate.  Returns whether @page became a KSM page.
+ *
+ * If @opage cannot be switched over (a passing reference, or it changed),
+ * @page stays a KSM page with one mapping.  It is not turned back: a
+ * fork child may share it, which ksmd could not reach to undo it, and
+ * the next page of this content finds it in the stable index anyway.
  */
 static bool merge_pair(struct ksm_item *item, struct page *page,
 		       struct ksm_item *other, struct page *opage,
 		       struct ksm_key key, struct ksm_node *group)
 {
-	struct anon_vma *av1, *av2;
+	struct anon_vma *av;
 	struct folio *kfolio;
 	struct ksm_node *node;
 
@@ -1440,51 +1494,25 @@ static bool merge_pair(struct ksm_item *item, struct page *page,
 		return false;
 	INIT_LIST_HEAD(&node->dups);
 	node->key = key;
-
-	if (map_ksm_page(item, page, NULL, &av1))
-		goto free_node;
-	if (map_ksm_page(other, opage, page, &av2)) {
-		put_anon_vma(av1);
-		unshare_item(item);
-		goto free_node;
+	if (node_reserve(node, 2) || make_ksm_page(item, page, node)) {
+		kfree(node->maps);
+		kmem_cache_free(ksm_node_cache, node);
+		return false;
 	}
-
-	/* Both mappings are in place; keep the other out of the index. */
-	unstable_remove(&ksm_unstable, other);
-	/*
-	 * @key was taken while @page was still writable; index the content
-	 * it has now that it is read-only, which scrubbing checks against.
-	 */
-	node->key.hash = page_content_hash(page);
-
-	kfolio = page_folio(page);
-	folio_lock(kfolio);
-	node->kpfn = folio_pfn(kfolio);
-	folio_set_ksm_node(kfolio, node);
-	stable_insert(&ksm_stable, node);
-	if (node_add_item(node, item, av1)) {
-		put_anon_vma(av1);
-		folio_unlock(kfolio);
-		unshare_item(item);
-		folio_lock(kfolio);
-	}
-	if (node_add_item(node, other, av2)) {
-		put_anon_vma(av2);
-		folio_unlock(kfolio);
-		unshare_item(other);
-		folio_lock(kfolio);
-	}
-	folio_unlock(kfolio);
 	ksm_guess = node;
 	ksm_guess_misses = 0;
-
 	if (group)
 		chain_add_dup(node, group, page);
-	return true;
 
-free_node:
-	kmem_cache_free(ksm_node_cache, node);
-	return false;
+	if (map_ksm_page(other, opage, page, &av))
+		return true;
+	/* Both mappings are in place; keep the other out of the index. */
+	unstable_remove(&ksm_unstable, other);
+	kfolio = page_folio(page);
+	folio_lock(kfolio);
+	node_add_item(node, other, av);
+	folio_unlock(kfolio);
+	return true;
 }
 
 /* Back-off of smart scan: passes to skip after @age idle passes. */
@@ -1651,6 +1679,36 @@ static int node_room(struct ksm_node *node)
 }
 
 /*
+ * Make room in each KSM page's node for the mappings the run means to add
+ * to it.  Pages of a node that cannot have it are left out of the run
+ * (their node cleared), and merged the usual way.
+ */
+static void guess_run_reserve(struct ksm_guess_run *r)
+{
+	unsigned int i, k, need;
+	struct ksm_node *node;
+	struct folio *kfolio;
+	bool ok;
+
+	for (i = 0; i < r->nr; i++) {
+		node = r->e[i].node;
+		for (k = 0; k < i && r->e[k].node != node; k++)
+			;
+		if (k < i || !node)
+			continue;	/* done with its first page */
+		for (need = 0, k = i; k < r->nr; k++)
+			need += r->e[k].node == node;
+		kfolio = r->e[i].kfolio;
+		folio_lock(kfolio);
+		ok = folio_ksm_node(kfolio) == node && !node_reserve(node, need);
+		folio_unlock(kfolio);
+		for (k = i; !ok && k < r->nr; k++)
+			if (r->e[k].node == node)
+				r->e[k].node = NULL;
+	}
+}
+
+/*
  * Map each page of run @r's KSM page; @ret receives each page's result
  * (see replace_anon_ptes()), *@avp the anon_vma, with one reference for
  * each page merged.  Returns how many merged.
@@ -1678,7 +1736,7 @@ static unsigned int guess_run_map(struct ksm_guess_run *r, int *ret,
 		n = r->e[i].pte;
 		folio = page_folio(r->e[i].page);
 		new[n] = &r->e[i].kfolio->page;
-		if (folio_test_anon(folio) && !folio_test_ksm(folio) &&
+		if (r->e[i].node && folio_test_anon(folio) && !folio_test_ksm(folio) &&
 		    !folio_test_large(folio) && folio_trylock(folio))
 			old[n] = r->e[i].page;
 	}
@@ -1718,6 +1776,7 @@ static void guess_run_merge(void)
 
 	if (!nr)
 		return;
+	guess_run_reserve(r);
 	guess_run_map(r, ret, &av);
 	r->nr = 0;
 
@@ -1725,15 +1784,12 @@ static void guess_run_merge(void)
 		struct folio *kfolio = r->e[i].kfolio;
 
 		if (!ret[i]) {
+			node = r->e[i].node;
 			folio_lock(kfolio);
-			node = folio_ksm_node(kfolio);
-			if (!node || node_add_item(node, r->e[i].item, av))
-				ret[i] = -ENOMEM;	/* to be undone */
+			node_add_item(node, r->e[i].item, av);
 			folio_unlock(kfolio);
-			if (node) {
-				ksm_guess = node;
-				ksm_guess_misses = 0;
-			}
+			ksm_guess = node;
+			ksm_guess_misses = 0;
 		} else if (ret[i] == -EAGAIN && r->e[i].node == ksm_guess) {
 			bad = true;
 		}
@@ -1748,10 +1804,7 @@ static void guess_run_merge(void)
 		struct page *page = r->e[i].page;
 		bool counted = r->counted & BIT(i);
 
-		if (ret[i] == -ENOMEM) {
-			put_anon_vma(av);
-			unshare_item(item);
-		} else if (ret[i] && merge_page(item, page, counted)) {
+		if (ret[i] && merge_page(item, page, counted)) {
 			counted = false;	/* back in the unstable index */
 		}
 		if (counted)
