@@ -2784,68 +2784,23 @@ void __ksm_exit(struct mm_struct *mm)
 	}
 }
 
-static int count_zero_pte(pte_t *pte, unsigned long addr, unsigned long end,
-			  struct mm_walk *walk)
-{
-	if (ksm_pte_is_zero_page(ptep_get(pte)))
-		(*(long *)walk->private)++;
-	return 0;
-}
-
-/* KSM zero pages sit in private VMAs that have had anonymous pages. */
-static int count_zero_test(unsigned long start, unsigned long end,
-			   struct mm_walk *walk)
-{
-	struct vm_area_struct *vma = walk->vma;
-
-	return (vma->vm_flags & VM_SHARED) || !vma->anon_vma;
-}
-
-static const struct mm_walk_ops count_zero_ops = {
-	.pte_entry = count_zero_pte,
-	.test_walk = count_zero_test,
-	.walk_lock = PGWALK_RDLOCK,
-};
-
-/*
- * The KSM zero pages @mm maps, counted in its page tables; the caller
- * holds its mmap lock.
- */
-static long mm_count_zero_pages(struct mm_struct *mm)
-{
-	long nr = 0;
-
-	walk_page_range(mm, 0, ULONG_MAX, &count_zero_ops, &nr);
-	return nr;
-}
-
 /**
  * ksm_fork - Set up KSM state of a child mm after dup_mmap().
  * @mm: The child mm.
  * @oldmm: The parent mm.
  *
- * Called with the mmap locks of both mms held for writing.  The child
- * starts with no items of its own; the KSM zero pages it inherited through
- * copied PTEs are counted and join the global count.  They are counted in
- * its page tables: the copy of the parent's counter that dup_mm() made
- * was taken before the parent's mmap lock, while ksmd may still have been
- * placing zero pages, and VMAs that fork() does not copy (MADV_DONTFORK,
- * MADV_WIPEONFORK) leave theirs behind.  It is registered with ksmd if
- * the parent was, in the parent's process merge domain.
+ * Called with the mmap locks of both mms held for writing, once
+ * dup_mmap() succeeded.  The child starts with no items of its own;
+ * ksm_mm_init() zeroed its counters, and the KSM zero pages it inherited
+ * were counted as their PTEs were copied (ksm_might_map_zero_page()), so
+ * that a fork that fails half-way leaves every count exact.  It is
+ * registered with ksmd if the parent was, in the parent's process merge
+ * domain.
  */
 void ksm_fork(struct mm_struct *mm, struct mm_struct *oldmm)
 {
 	struct ksm_mm *parent;
 	u32 pdomain = 0;
-	long zero = 0;
-
-	mm->ksm_merging_pages = 0;
-	mm->ksm_rmap_items = 0;
-	/* The parent's count is exact and stable under its mmap lock. */
-	if (atomic_long_read(&oldmm->ksm_zero_pages))
-		zero = mm_count_zero_pages(mm);
-	atomic_long_set(&mm->ksm_zero_pages, zero);
-	atomic_long_add(zero, &ksm_zero_pages);
 
 	if (!test_bit(MMF_VM_MERGEABLE, &oldmm->flags))
 		return;

@@ -57,6 +57,26 @@ static inline void ksm_might_unmap_zero_page(struct mm_struct *mm, pte_t pte)
 	atomic_long_dec(&ksm_zero_pages);
 }
 
+/* fork() copied @pte into @mm: count it if it is a KSM zero page. */
+static inline void ksm_might_map_zero_page(struct mm_struct *mm, pte_t pte)
+{
+	if (!ksm_pte_is_zero_page(pte))
+		return;
+	atomic_long_inc(&mm->ksm_zero_pages);
+	atomic_long_inc(&ksm_zero_pages);
+}
+
+/*
+ * A new mm starts with nothing merged.  fork() makes it as a copy of the
+ * parent's, so this must run before the page tables are copied.
+ */
+static inline void ksm_mm_init(struct mm_struct *mm)
+{
+	mm->ksm_merging_pages = 0;
+	mm->ksm_rmap_items = 0;
+	atomic_long_set(&mm->ksm_zero_pages, 0);
+}
+
 static inline long mm_ksm_zero_pages(struct mm_struct *mm)
 {
 	return atomic_long_read(&mm->ksm_zero_pages);
@@ -93,6 +113,8 @@ static inline void ksm_fork(struct mm_struct *mm, struct mm_struct *oldmm) { }
 static inline int ksm_execve(struct mm_struct *mm) { return 0; }
 static inline void ksm_exit(struct mm_struct *mm) { }
 static inline void ksm_might_unmap_zero_page(struct mm_struct *mm, pte_t pte) { }
+static inline void ksm_might_map_zero_page(struct mm_struct *mm, pte_t pte) { }
+static inline void ksm_mm_init(struct mm_struct *mm) { }
 static inline void collect_procs_ksm(struct folio *folio, struct page *page,
 				     struct list_head *to_kill,
 				     int force_early) { }
