@@ -96,6 +96,7 @@
 #include <linux/pagemap.h>
 #include <linux/pagevec.h>
 #include <linux/pagewalk.h>
+#include <linux/random.h>
 #include <linux/rmap.h>
 #include <linux/sched.h>
 #include <linux/sched/coredump.h>
@@ -340,6 +341,24 @@ atomic_long_t ksm_zero_pages = ATOMIC_LONG_INIT(0);
 
 static u32 ksm_zero_hash __read_mostly;
 
+/*
+ * Seed of the content hash, chosen at random at boot.  xxhash is fast
+ * but not a keyed hash: with a seed known to all, anyone can compute
+ * pages of different content and equal hash, and fill one index bucket
+ * with them.  With a secret seed that takes guessing 64 bits; the
+ * lookups are bounded all the same (KSM_LOOKUP_MAX).
+ */
+static u64 ksm_hash_seed __read_mostly;
+
+/*
+ * Pages of another content but the same key that one lookup compares at
+ * most.  Honest collisions of a 32-bit hash under a random seed are rare
+ * enough that a few are never all in one bucket; without a bound, pages
+ * made to collide would cost a full compare each, for each page looked
+ * up: O(N^2) per pass, under ksm_mutex.
+ */
+#define KSM_LOOKUP_MAX	8
+
 /* ------------------------------------------------------------------ */
 /* Scan-time advisor                                                   */
 /* ------------------------------------------------------------------ */
@@ -483,7 +502,7 @@ static inline void folio_set_ksm_node(struct folio *folio,
 static u32 page_content_hash(struct page *page)
 {
 	void *p = kmap_local_page(page);
-	u64 h = xxhash(p, PAGE_SIZE, 0);
+	u64 h = xxhash(p, PAGE_SIZE, ksm_hash_seed);
 
 	kunmap_local(p);
 	return (u32)(h ^ (h >> 32));
@@ -1295,10 +1314,12 @@ static struct folio *stable_find(struct page *page, struct ksm_key key,
 				 bool verify, struct ksm_node **full)
 {
 	int nid = page_to_nid(page);
+	unsigned int compares = 0;
 	struct hlist_node *tmp;
 	struct ksm_node *node, *dup;
 	struct folio *kfolio, *dfolio;
 	struct hlist_head *head;
+	bool room;
 
 	*full = NULL;
 	head = stable_bucket(&ksm_stable, key);
@@ -1308,12 +1329,24 @@ static struct folio *stable_find(struct page *page, struct ksm_key key,
 		kfolio = node_folio(node, false);
 		if (!kfolio)
 			continue;
-		if ((!ksm_across_nodes && folio_nid(kfolio) != nid) ||
-		    (verify && !pages_equal(page, &kfolio->page))) {
-			folio_put(kfolio);
-			continue;
+		if (!ksm_across_nodes && folio_nid(kfolio) != nid)
+			goto next;
+		/*
+		 * A node with room may be taken on its key alone (the merge
+		 * compares), but a full one only once compared: a full node
+		 * of another content under this key must not keep @page from
+		 * the node that has its content.
+		 */
+		room = node_room(node) > 0;
+		if (verify || !room) {
+			if (++compares > KSM_LOOKUP_MAX) {
+				folio_put(kfolio);
+				break;
+			}
+			if (!pages_equal(page, &kfolio->page))
+				goto next;
 		}
-		if (node_room(node) > 0)
+		if (room)
 			return kfolio;
 		folio_put(kfolio);
 
@@ -1335,6 +1368,8 @@ static struct folio *stable_find(struct page *page, struct ksm_key key,
 		}
 		*full = node;
 		return NULL;
+next:
+		folio_put(kfolio);
 	}
 	return NULL;
 }
@@ -1427,6 +1462,7 @@ static struct ksm_item *unstable_find(struct ksm_item *item,
 				      struct page *page, struct ksm_key key,
 				      struct page **opage)
 {
+	unsigned int tries = 0;
 	struct ksm_item *other;
 	struct page *op;
 
@@ -1434,6 +1470,8 @@ static struct ksm_item *unstable_find(struct ksm_item *item,
 	     other = other->next) {
 		if (other == item || !key_equal(other->key, key))
 			continue;
+		if (++tries > KSM_LOOKUP_MAX)
+			break;
 		op = item_current_page(other);
 		if (!op)
 			continue;
@@ -3650,10 +3688,11 @@ static const struct attribute_group ksm_sysfs_group = {
 
 #ifdef CONFIG_KSM_SCRUB_INJECT
 /*
- * /sys/kernel/debug/ksm/flip_bit (debug kernels only): writing a virtual
- * address of the writer's own flips the lowest bit of the first byte of
- * the KSM page mapped there, as a memory fault would, so that tests can
- * watch the scrubber find it.  -EINVAL if no KSM page is mapped there.
+ * /sys/kernel/debug/ksm/ (debug kernels only).  hash_seed shows the seed
+ * of the content hash.  flip_bit: writing a virtual address of the
+ * writer's own flips the lowest bit of the first byte of the KSM page
+ * mapped there, as a memory fault would, so that tests can watch the
+ * scrubber find it.  -EINVAL if no KSM page is mapped there.
  */
 static ssize_t flip_bit_write(struct file *file, const char __user *ubuf,
 			      size_t len, loff_t *ppos)
@@ -3697,6 +3736,8 @@ static void __init ksm_debugfs_init(void)
 	struct dentry *dir = debugfs_create_dir("ksm", NULL);
 
 	debugfs_create_file("flip_bit", 0200, dir, NULL, &ksm_flip_bit_fops);
+	/* For tests that must make pages of equal hash: see ksm_hash_seed. */
+	debugfs_create_x64("hash_seed", 0400, dir, &ksm_hash_seed);
 }
 #else
 static inline void ksm_debugfs_init(void) { }
@@ -3713,6 +3754,7 @@ static int __init ksm_init(void)
 
 	BUILD_BUG_ON(sizeof(struct ksm_key) != 8);
 
+	ksm_hash_seed = get_random_u64();
 	ksm_zero_hash = page_content_hash(ZERO_PAGE(0));
 
 	ksm_item_cache = KMEM_CACHE(ksm_item, 0);
