@@ -567,6 +567,18 @@ static u32 mm_cgroup_domain(struct mm_struct *mm)
 	return id;
 }
 
+/* The domain tag of group @id under @policy. */
+static u32 domain_tag(enum ksm_domain_policy policy, u64 id)
+{
+	if (policy == KSM_DOMAIN_GLOBAL)
+		return 0;
+	id &= KSM_DOMAIN_ID_MASK;
+	/* all ones is the quarantine, which no group may reach */
+	if (id == KSM_DOMAIN_ID_MASK)
+		id--;
+	return (u32)policy << KSM_DOMAIN_SHIFT | id;
+}
+
 /*
  * The domain of the pages of @slot's mm under the current policy.  The
  * caller holds ksm_mutex and a reference on the mm (mmget).
@@ -574,7 +586,7 @@ static u32 mm_cgroup_domain(struct mm_struct *mm)
 static u32 slot_domain(struct ksm_mm *slot)
 {
 	struct mm_struct *mm = slot->mm;
-	u32 id;
+	u64 id = 0;
 
 	switch (ksm_domain_policy) {
 	case KSM_DOMAIN_CGROUP:
@@ -587,13 +599,9 @@ static u32 slot_domain(struct ksm_mm *slot)
 		id = slot->process_domain;
 		break;
 	default:
-		return 0;
+		break;
 	}
-	id &= KSM_DOMAIN_ID_MASK;
-	/* all ones is the quarantine, which no group may reach */
-	if (id == KSM_DOMAIN_ID_MASK)
-		id--;
-	return (u32)ksm_domain_policy << KSM_DOMAIN_SHIFT | id;
+	return domain_tag(ksm_domain_policy, id);
 }
 
 /* Does use_zero_pages apply to pages of @item's domain? */

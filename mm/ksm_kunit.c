@@ -143,6 +143,40 @@ static void ksm_test_key_domain(struct kunit *test)
 	KUNIT_EXPECT_FALSE(test, key_equal(k0, kt));
 }
 
+/*
+ * Two groups never share a domain tag, however far apart their
+ * identifiers are (a cgroup's id grows with every mkdir; process domains
+ * count registrations), and no group reaches the quarantine.
+ */
+static void ksm_test_domain_tags(struct kunit *test)
+{
+	static const u64 ids[] = {
+		1, 1 + BIT_ULL(30), 1 + BIT_ULL(31), 1 + BIT_ULL(32),
+		1 + BIT_ULL(40), BIT_ULL(30) - 1,
+	};
+	enum ksm_domain_policy p, q;
+	unsigned int i, j;
+
+	for (p = KSM_DOMAIN_CGROUP; p <= KSM_DOMAIN_PROCESS; p++) {
+		for (i = 0; i < ARRAY_SIZE(ids); i++) {
+			KUNIT_EXPECT_NE(test, domain_tag(p, ids[i]),
+					KSM_QUARANTINE);
+			KUNIT_EXPECT_NE(test, domain_tag(p, ids[i]), 0);
+			for (j = 0; j < i; j++)
+				KUNIT_EXPECT_NE_MSG(test, domain_tag(p, ids[i]),
+						    domain_tag(p, ids[j]),
+						    "policy %d, ids %llx %llx",
+						    p, ids[i], ids[j]);
+		}
+		for (q = KSM_DOMAIN_CGROUP; q < p; q++)
+			KUNIT_EXPECT_NE(test, domain_tag(p, 1),
+					domain_tag(q, 1));
+	}
+	/* The counter of process domains does not wrap in practice. */
+	KUNIT_EXPECT_GE(test, sizeof(ksm_process_domains) * BITS_PER_BYTE,
+			62);
+}
+
 /* A zero-filled page has the key use_zero_pages looks for. */
 static void ksm_test_key_zero_page(struct kunit *test)
 {
@@ -910,6 +944,7 @@ static struct kunit_case ksm_test_cases[] = {
 	KUNIT_CASE(ksm_test_key_equal_pages),
 	KUNIT_CASE(ksm_test_key_one_bit),
 	KUNIT_CASE(ksm_test_key_domain),
+	KUNIT_CASE(ksm_test_domain_tags),
 	KUNIT_CASE(ksm_test_key_zero_page),
 	KUNIT_CASE(ksm_test_unstable_basic),
 	KUNIT_CASE(ksm_test_unstable_grow),
