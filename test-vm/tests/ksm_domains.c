@@ -375,6 +375,7 @@ static int check_scrub(void)
 {
 	long failures = ksm_get("scrub_failures"), want;
 	char *mem, *shadow, *plain;
+	struct kt_proc kid;
 	int i, bus;
 
 	if (access(FLIP, W_OK))
@@ -395,6 +396,24 @@ static int check_scrub(void)
 		 "intact KSM pages are scrubbed (%ld) and nothing is found",
 		 ksm_get("pages_scrubbed"));
 
+	/* A fork child maps the KSM pages too, through copied PTEs only. */
+	if (!kt_spawn(&kid)) {
+		kt_put(kid.up, 0);
+		kt_get(kid.down);
+		for (i = 0, bus = 0; i < 100 && !bus; i++) {
+			bus = kt_sigbus(mem);
+			if (!bus)
+				usleep(100000);
+		}
+		kt_check(bus, "the fork child's mapping raises SIGBUS too");
+		kt_check(kt_diff(mem + 2 * ps, shadow + 2 * ps,
+				 2 * NPAIRS - 2, "child") == 0,
+			 "the child reads the other KSM pages intact");
+		kt_put(kid.up, 0);
+		kt_child_exit();
+	}
+	kt_get(kid.up);
+
 	kt_check(flip_bit(plain) == -EINVAL,
 		 "flip_bit refuses an address without a KSM page (EINVAL)");
 	kt_check(flip_bit(mem) == 0, "a bit of KSM page 0 is flipped");
@@ -414,10 +433,54 @@ static int check_scrub(void)
 	kt_check(ksm_get("scrub_failures") == failures + 1,
 		 "exactly one scrub failure (%ld)",
 		 ksm_get("scrub_failures") - failures);
+	kt_check(kt_ask(&kid, 1) == 0 && kt_finish(&kid) == 0,
+		 "the fork child saw the same");
 	/* the others keep working: a write still copies */
 	kt_poke(mem, shadow, 3 * ps + 1, mem[3 * ps + 1] ^ 1);
 	kt_check(!memcmp(mem + 2 * ps, shadow + 2 * ps, 2 * ps),
 		 "a write to another KSM page copies, as ever");
+	munmap(mem, 2 * ps);
+	return kt_exit();
+}
+
+/*
+ * With vm.memory_failure_recovery=0, memory_failure() panics.  A scrub
+ * failure must not take the machine down: the page is quarantined and
+ * stays mapped, and the kernel log says so.
+ */
+#define MF_RECOVERY	"/proc/sys/vm/memory_failure_recovery"
+
+static void recovery_on(void)
+{
+	kt_write(MF_RECOVERY, "1");
+}
+
+static int check_scrub_norecovery(void)
+{
+	long failures = ksm_get("scrub_failures");
+	char *mem;
+	int i;
+
+	if (access(FLIP, W_OK))
+		kt_skip("no " FLIP " (CONFIG_KSM_SCRUB_INJECT)");
+	if (access(MF_RECOVERY, W_OK))
+		kt_skip("no " MF_RECOVERY);
+	mem = kt_map(2);
+	for (i = 0; i < 2; i++)
+		kt_fill(mem + i * ps, ps, 4100);
+	madvise(mem, 2 * ps, MADV_MERGEABLE);
+	ksm_must_set("scrub_pages_per_batch", 1000);
+	ksm_go(1000, 10);
+	ksm_expect("merged", 1, 1, 0);
+	atexit(recovery_on);
+	kt_check(!kt_write(MF_RECOVERY, "0"), "memory_failure_recovery=0");
+	kt_check(flip_bit(mem) == 0, "a bit of the KSM page is flipped");
+	kt_check(ksm_wait_for(failed_cond, &failures, 20, 60) == 0,
+		 "scrubbing found it: scrub_failures %ld, and the system "
+		 "still runs", ksm_get("scrub_failures"));
+	kt_check(!kt_sigbus(mem + ps),
+		 "the page stays mapped, as documented for recovery off");
+	recovery_on();
 	munmap(mem, 2 * ps);
 	return kt_exit();
 }
@@ -429,10 +492,12 @@ int main(int argc, char **argv)
 		return worker(atoi(argv[2]), atoi(argv[3]), atoi(argv[4]));
 	if (argc != 2)
 		kt_die("usage: ksm_domains global|cgroup|user|process|"
-		       "cgroup-move|scrub");
+		       "cgroup-move|scrub|scrub-norecovery");
 	ksm_begin();
 	if (!strcmp(argv[1], "scrub"))
 		return check_scrub();
+	if (!strcmp(argv[1], "scrub-norecovery"))
+		return check_scrub_norecovery();
 	if (!strcmp(argv[1], "cgroup-move"))
 		return check_cgroup_move(argv[0]);
 	return check_policy(argv[1], argv[0]);

@@ -9,15 +9,54 @@
  *                       rmap, migratable
  *   fork-fail           a fork that fails half-way (an injected allocation
  *                       failure) leaves ksm_zero_pages exact
+ *   ebusy               a page that cannot join the KSM page of its content
+ *                       (-EBUSY) stays out of the unstable index, so the
+ *                       next page of that content joins the KSM page
+ *   mremap-swap         KSM pages made after an mremap (their page offset
+ *                       is no longer their address) swap out, come back
+ *                       and migrate
+ *   unmerge-high-flags  MADV_UNMERGEABLE keeps the VMA flags above bit
+ *                       31 (an mseal()ed VMA stays sealed)
+ *   hmm-exclusive       pages a device holds exclusively (HMM's test
+ *                       driver) are neither write-protected nor merged
  *   flood               thousands of pages of different content and equal
  *                       hash cost ksmd linear work per pass, and other
  *                       pages still merge meanwhile
  */
 #define _GNU_SOURCE
+#include <sys/ioctl.h>
 #include <sys/uio.h>
 #include "ktest.h"
 
 static size_t ps;
+
+/*
+ * Each process of a test maps its own pages at this address (so that the
+ * parent can read their frames in /proc/<pid>/pagemap): pages filled
+ * before a fork would be the same frames in every child.
+ */
+#define AT	((char *)0x5c0000000000UL)
+
+static char *map_at(size_t n)
+{
+	char *p = mmap(AT, n * ps, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE,
+		       -1, 0);
+
+	if (p != AT)
+		kt_die("mmap at a fixed address");
+	return p;
+}
+
+/* NUMA node of page @addr of process @pid, or -errno. */
+static int page_node_of(pid_t pid, void *addr)
+{
+	int status = -1;
+
+	if (syscall(SYS_move_pages, pid, 1UL, &addr, NULL, &status, 0))
+		return -errno;
+	return status;
+}
 
 /* ---- orphan: a fork sibling keeps the first page of a failed pair --- */
 
@@ -75,7 +114,7 @@ static int sibling_counted(void *arg)
  */
 static int orphan(void)
 {
-	char *mem, *shadow;
+	char *mem, *shadow = NULL;
 	struct kt_proc q, p;
 	struct iovec iov;
 	int fds[2], ksm, numa = ksm_numa();
@@ -83,12 +122,13 @@ static int orphan(void)
 	pid_t c;
 
 	ksm_must_set("run", 2);
-	mem = kt_map(NORPHAN);
-	fill_orphans(mem);
-	shadow = kt_shadow(mem, NORPHAN);
+	mem = AT;
 
 	if (!kt_spawn(&q)) {
 		/* Q: its pages are held by a pipe, so they never merge */
+		map_at(NORPHAN);
+		fill_orphans(mem);
+		shadow = kt_shadow(mem, NORPHAN);
 		if (pipe(fds) || fcntl(fds[1], F_SETPIPE_SZ, NORPHAN * ps) < 0)
 			kt_die("pipe");
 		if (madvise(mem, NORPHAN * ps, MADV_MERGEABLE))
@@ -109,6 +149,9 @@ static int orphan(void)
 
 	if (!kt_spawn(&p)) {
 		/* P, then its child C, which only keeps what it inherited */
+		map_at(NORPHAN);
+		fill_orphans(mem);
+		shadow = kt_shadow(mem, NORPHAN);
 		if (madvise(mem, NORPHAN * ps, MADV_MERGEABLE))
 			kt_die("madvise");
 		c = kt_fork();
@@ -148,7 +191,7 @@ static int orphan(void)
 		int node[NORPHAN], status[NORPHAN], moved = 0, to;
 		long left;
 
-		to = kt_page_node(mem) == 0 ? 1 : 0;
+		to = page_node_of(c, mem) == 0 ? 1 : 0;
 		ksm_must_set("run", 0);
 		for (i = 0; i < NORPHAN; i++) {
 			addr[i] = mem + i * ps;
@@ -202,8 +245,8 @@ static int zero_count_is(void *arg)
  */
 static int fork_fail(void)
 {
-	long want = NZERO, now, drift = 0;
-	int n, failed = 0, ok = 0, first_bad = 0;
+	long want = NZERO, now, drift = 0, left;
+	int n, fd, failed = 0, ok = 0, first_bad = 0;
 	char path[64], val[16];
 	char *zero, *trail[NTRAIL];
 	pid_t pid;
@@ -239,14 +282,22 @@ static int fork_fail(void)
 
 	snprintf(path, sizeof(path), "/proc/self/task/%d/fail-nth",
 		 (int)syscall(SYS_gettid));
-	for (n = 1; n <= 400 && ok < 5; n++) {
+	/* One open file: opening it anew would allocate under fail-nth. */
+	fd = open(path, O_RDWR);
+	if (fd < 0)
+		kt_die("fail-nth");
+	for (n = 1; n <= 5000; n++) {
 		snprintf(val, sizeof(val), "%d", n);
-		if (kt_write(path, val))
+		if (pwrite(fd, val, strlen(val), 0) < 0)
 			kt_die("fail-nth");
-		pid = fork();
-		kt_write(path, "0");
+		pid = syscall(SYS_fork);
 		if (!pid)
 			_exit(0);
+		/* Still armed: fork() had fewer than n allocations. */
+		memset(val, 0, sizeof(val));
+		left = pread(fd, val, sizeof(val) - 1, 0) > 0 ? atol(val) : -1;
+		if (pwrite(fd, "0", 1, 0) < 0)
+			kt_die("fail-nth");
 		if (pid < 0) {
 			failed++;
 		} else {
@@ -258,9 +309,12 @@ static int fork_fail(void)
 			first_bad = n;
 			drift = now - want;
 		}
+		if (left > 0)
+			break;
 	}
-	kt_note("%d forks failed at an injected allocation, %d succeeded",
-		failed, ok);
+	close(fd);
+	kt_note("%d forks failed at an injected allocation, %d succeeded "
+		"(fork made %d injectable calls)", failed, ok, n - 1);
 	kt_check(failed >= NTRAIL,
 		 "forks failed at %d points (at least %d: the test reached "
 		 "the VMAs behind the zero pages)", failed, NTRAIL);
@@ -275,6 +329,326 @@ static int fork_fail(void)
 	kt_check(ksm_get("ksm_zero_pages") == 0,
 		 "after munmap ksm_zero_pages is 0 (%ld)",
 		 ksm_get("ksm_zero_pages"));
+	return kt_exit();
+}
+
+/* ---- ebusy: stable_merge()'s fallback ------------------------------- */
+
+#define EBUSY_SEED	0xeb05e000
+
+struct ebusy_view {
+	pid_t a, r;
+	char *mem;
+};
+
+static int r_joined(void *arg)
+{
+	struct ebusy_view *v = arg;
+	uint64_t pa, pr;
+
+	kt_pfns_of(v->a, v->mem, 1, &pa);
+	kt_pfns_of(v->r, v->mem, 1, &pr);
+	return pa && pa == pr;
+}
+
+/*
+ * A and B share a KSM page K of some content.  Then Q, whose page of that
+ * content is held by a pipe, and R, with the same content, register in
+ * that order.  Q's page cannot join K (-EBUSY); it must then stay out of
+ * the unstable index, or R's page would pair with it and become a second
+ * KSM page of K's content beside K, for good.  So R joins K, exactly one
+ * KSM page exists, and Q's page is counted as volatile (an item in no
+ * index), not unshared.
+ */
+static int ebusy(void)
+{
+	struct kt_proc k[4];
+	struct ebusy_view v;
+	struct iovec iov;
+	int who, fds[2];
+	char *mem, *shadow;
+
+	ksm_must_set("run", 2);
+	mem = AT;
+	for (who = 0; who < 4; who++) {
+		if (who == 2) {
+			/* A and B first, merged */
+			ksm_go(1000, 10);
+			ksm_expect("A and B share K", 1, 1, 0);
+		}
+		if (kt_spawn(&k[who])) {
+			kt_get(k[who].up);
+			continue;
+		}
+		map_at(1);
+		kt_fill(mem, ps, EBUSY_SEED);
+		if (who == 2) {		/* Q: a pipe holds the page */
+			if (pipe(fds))
+				kt_die("pipe");
+			iov.iov_base = mem;
+			iov.iov_len = ps;
+			if (vmsplice(fds[1], &iov, 1, 0) != (ssize_t)ps)
+				kt_die("vmsplice");
+		}
+		if (madvise(mem, ps, MADV_MERGEABLE))
+			kt_die("madvise");
+		kt_put(k[who].up, 0);
+		kt_get(k[who].down);
+		shadow = malloc(ps);
+		kt_fill(shadow, ps, EBUSY_SEED);
+		kt_check(!memcmp(mem, shadow, ps), "the page is intact");
+		kt_put(k[who].up, 0);
+		kt_child_exit();
+	}
+
+	v.a = k[0].pid;
+	v.r = k[3].pid;
+	v.mem = mem;
+	kt_check(!ksm_wait_for(r_joined, &v, 10, 120),
+		 "R's page joined K, the KSM page of A and B");
+	kt_check(ksm_expect("one KSM page: A, B and R map it", 1, 2, 0),
+		 "Q's page is in no index while it cannot join");
+	kt_check(ksm_get("pages_volatile") >= 1,
+		 "Q's page is counted volatile (%ld)", ksm_get("pages_volatile"));
+	for (who = 0; who < 4; who++)
+		kt_check(kt_ask(&k[who], 1) == 0 && kt_finish(&k[who]) == 0,
+			 "process %d exits cleanly", who);
+	return kt_exit();
+}
+
+/* ---- mremap-swap: KSM pages at a moved address ------------------------ */
+
+#define NMOVE		64
+#define MOVE_SEED	0x3e3a9000
+
+enum { M_MOVE = 1, M_UNMAP, M_PAGEOUT, M_SWAPPED, M_CHECK, M_MIGRATE,
+	M_ON_NODE };
+
+static char *mv_mem, *mv_shadow;
+static int mv_node;
+
+static long mv_serve(long cmd)
+{
+	void *addr[NMOVE];
+	int node[NMOVE], status[NMOVE];
+	char *to;
+	long n = 0;
+	int i;
+
+	switch (cmd) {
+	case M_MOVE:	/* somewhere else, at another page offset */
+		to = kt_map(NMOVE + 3);
+		to = mremap(mv_mem, NMOVE * ps, NMOVE * ps,
+			    MREMAP_MAYMOVE | MREMAP_FIXED, to + 3 * ps);
+		if (to == MAP_FAILED)
+			kt_die("mremap");
+		mv_mem = to;
+		return 0;
+	case M_UNMAP:
+		return munmap(mv_mem, NMOVE * ps);
+	case M_PAGEOUT:
+		return madvise(mv_mem, NMOVE * ps, MADV_PAGEOUT);
+	case M_SWAPPED:
+		for (i = 0; i < NMOVE; i++)
+			n += kt_swapped(mv_mem + i * ps);
+		return n;
+	case M_CHECK:
+		return kt_diff(mv_mem, mv_shadow, NMOVE, "memory");
+	case M_MIGRATE:
+		mv_node = kt_page_node(mv_mem) == 0 ? 1 : 0;
+		for (i = 0; i < NMOVE; i++) {
+			addr[i] = mv_mem + i * ps;
+			node[i] = mv_node;
+		}
+		return syscall(SYS_move_pages, 0, (unsigned long)NMOVE, addr,
+			       node, status, KT_MPOL_MF_MOVE_ALL);
+	case M_ON_NODE:
+		for (i = 0; i < NMOVE; i++)
+			n += kt_page_node(mv_mem + i * ps) == mv_node;
+		return n;
+	}
+	return -1;
+}
+
+static void mv_child(struct kt_proc *p)
+{
+	long cmd;
+	int i;
+
+	mv_mem = kt_map(NMOVE);
+	for (i = 0; i < NMOVE; i++)
+		kt_fill(mv_mem + i * ps, ps, MOVE_SEED + i);
+	mv_shadow = kt_shadow(mv_mem, NMOVE);
+	if (madvise(mv_mem, NMOVE * ps, MADV_MERGEABLE))
+		kt_die("madvise");
+	kt_put(p->up, 0);
+	while ((cmd = kt_get(p->down)) > 0)
+		kt_put(p->up, mv_serve(cmd));
+	kt_child_exit();
+}
+
+/*
+ * A and B hold the same NMOVE pages.  A moves its range with mremap(),
+ * which unmerges it; ksmd merges it again at the new address.  Then B
+ * unmaps its copy, and A alone maps the KSM pages and pushes them out
+ * with MADV_PAGEOUT: reclaim must find A's mapping through rmap at its
+ * new address.  They must read back intact.  Then a fresh B merges with
+ * them again, and A migrates every KSM page to the other NUMA node.
+ */
+static int mremap_swap(void)
+{
+	struct kt_proc k[2];
+	long out = kt_vmstat("pswpout"), n;
+	int who;
+
+	ksm_must_set("run", 2);
+	for (who = 0; who < 2; who++) {
+		if (!kt_spawn(&k[who]))
+			mv_child(&k[who]);
+		kt_get(k[who].up);
+	}
+	ksm_go(1000, 10);
+	ksm_expect("A and B merged", NMOVE, NMOVE, 0);
+	kt_check(kt_ask(&k[0], M_MOVE) == 0, "A moves its range (mremap)");
+	ksm_expect("merged again at A's new address", NMOVE, NMOVE, 0);
+
+	kt_check(kt_ask(&k[1], M_UNMAP) == 0, "B unmaps its copy");
+	ksm_expect("A alone maps the KSM pages", NMOVE, 0, -1);
+	kt_check(kt_ask(&k[0], M_PAGEOUT) == 0, "A pages them out");
+	n = kt_ask(&k[0], M_SWAPPED);
+	kt_check(n == NMOVE && kt_vmstat("pswpout") > out,
+		 "%ld of %d KSM pages at the moved address went to swap", n,
+		 NMOVE);
+	kt_check(kt_ask(&k[0], M_CHECK) == 0, "and read back intact");
+	kt_check(kt_finish(&k[1]) == 0, "B exits");
+
+	if (!ksm_numa()) {
+		kt_note("one NUMA node: migration not checked");
+		kt_check(kt_finish(&k[0]) == 0, "A exits");
+		return kt_exit();
+	}
+	if (!kt_spawn(&k[1]))
+		mv_child(&k[1]);
+	kt_get(k[1].up);
+	ksm_expect("a new B merged with A's moved pages", NMOVE, NMOVE, 0);
+	ksm_must_set("run", 0);
+	n = kt_ask(&k[0], M_MIGRATE);
+	kt_check(n == 0 && kt_ask(&k[0], M_ON_NODE) == NMOVE,
+		 "every KSM page at the moved address migrates (move_pages "
+		 "left %ld)", n);
+	kt_check(kt_ask(&k[0], M_CHECK) == 0 && kt_ask(&k[1], M_CHECK) == 0,
+		 "both read their pages intact");
+	for (who = 0; who < 2; who++)
+		kt_check(kt_finish(&k[who]) == 0, "%c exits", "AB"[who]);
+	return kt_exit();
+}
+
+/* ---- unmerge-high-flags: MADV_UNMERGEABLE and VMA flags above bit 31 -- */
+
+#ifndef SYS_mseal
+#define SYS_mseal	462
+#endif
+
+/*
+ * VM_MERGEABLE is bit 31.  Clearing it with "flags &= ~VM_MERGEABLE"
+ * clears bits 32-63 as well if the constant is 32 bits wide: upstream
+ * lost VM_UFFD_MINOR that way once its VM flags were redefined.  In 6.12
+ * it is BIT(31), an unsigned long, and this guards it.  mseal() sets
+ * VM_SEALED (bit 63) on an anonymous VMA: after MADV_UNMERGEABLE the VMA
+ * must still be sealed, so munmap() still fails with EPERM.
+ */
+static int unmerge_high_flags(void)
+{
+	char *mem = kt_map(4);
+	int i;
+
+	for (i = 0; i < 4; i++)
+		kt_fill(mem + i * ps, ps, 77);
+	if (madvise(mem, 4 * ps, MADV_MERGEABLE))
+		kt_die("madvise(MADV_MERGEABLE)");
+	if (syscall(SYS_mseal, mem, 4 * ps, 0))
+		kt_skip("no mseal()");
+	kt_check(kt_vma_has_flag(mem, 4 * ps, "sl"), "the VMA is sealed");
+	ksm_go(1000, 10);
+	ksm_expect("merged", 1, 3, 0);
+	kt_check(madvise(mem, 4 * ps, MADV_UNMERGEABLE) == 0,
+		 "MADV_UNMERGEABLE on the sealed VMA");
+	kt_check(kt_vma_has_flag(mem, 4 * ps, "sl"),
+		 "the VMA is still sealed (VmFlags sl)");
+	kt_check(!kt_vma_has_flag(mem, 4 * ps, "mg"),
+		 "and no longer mergeable");
+	kt_check(munmap(mem, 4 * ps) == -1 && errno == EPERM,
+		 "munmap() of the sealed VMA still fails with EPERM");
+	ksm_expect("unmerged", 0, 0, 0);
+	return kt_exit();
+}
+
+/* ---- hmm-exclusive: device-exclusive entries -------------------------- */
+
+/* lib/test_hmm_uapi.h */
+struct hmm_dmirror_cmd {
+	uint64_t addr, ptr, npages, cpages, faults;
+};
+
+#define HMM_DMIRROR_EXCLUSIVE		_IOWR('H', 0x05, struct hmm_dmirror_cmd)
+#define HMM_DMIRROR_CHECK_EXCLUSIVE	_IOWR('H', 0x06, struct hmm_dmirror_cmd)
+#define NHMM	16
+
+static int hmm_ioctl(int fd, unsigned long req, char *addr, size_t npages,
+		     char *buf)
+{
+	struct hmm_dmirror_cmd cmd = {
+		.addr = (uintptr_t)addr, .ptr = (uintptr_t)buf,
+		.npages = npages,
+	};
+
+	return ioctl(fd, req, &cmd) ? -errno : 0;
+}
+
+/*
+ * The HMM test driver makes the first half of NHMM equal mergeable pages
+ * device-exclusive: their PTEs become non-present entries that a CPU
+ * access turns back (and the device loses its atomic mapping through an
+ * MMU notifier).  ksmd must leave them alone, neither write-protect nor
+ * merge them, so the device keeps its mapping; the other half merges.
+ * Once the CPU reads them back, they are intact and merge too.
+ */
+static int hmm_exclusive(void)
+{
+	char *mem, *shadow, *buf;
+	int fd, i;
+
+	fd = open("/dev/hmm_dmirror0", O_RDWR);
+	if (fd < 0)
+		kt_skip("no /dev/hmm_dmirror0 (CONFIG_TEST_HMM)");
+	mem = kt_map(NHMM);
+	for (i = 0; i < NHMM; i++)
+		kt_fill(mem + i * ps, ps, 0x4d4d0000);
+	shadow = kt_shadow(mem, NHMM);
+	buf = malloc(NHMM * ps);
+	if (madvise(mem, NHMM * ps, MADV_MERGEABLE))
+		kt_die("madvise");
+	kt_check(!hmm_ioctl(fd, HMM_DMIRROR_EXCLUSIVE, mem, NHMM / 2, buf),
+		 "%d pages made device-exclusive", NHMM / 2);
+	kt_check(hmm_ioctl(fd, HMM_DMIRROR_CHECK_EXCLUSIVE, mem, NHMM / 2,
+			   buf) == -EPERM, "the device holds them");
+
+	ksm_go(1000, 10);
+	ksm_expect("the other half merged", 1, NHMM / 2 - 1, 0);
+	ksm_wait_scans(3, 60);
+	kt_check(hmm_ioctl(fd, HMM_DMIRROR_CHECK_EXCLUSIVE, mem, NHMM / 2,
+			   buf) == -EPERM,
+		 "after 3 passes the device still holds them: ksmd neither "
+		 "write-protected nor merged them");
+	kt_check(ksm_get("pages_sharing") == NHMM / 2 - 1,
+		 "none of them joined the KSM page");
+
+	kt_check(!kt_diff(mem, shadow, NHMM, "memory"),
+		 "the CPU reads every page intact");
+	kt_check(hmm_ioctl(fd, HMM_DMIRROR_CHECK_EXCLUSIVE, mem, NHMM / 2,
+			   buf) == 0, "which took them back from the device");
+	ksm_expect("then all of them merge", 1, NHMM - 1, 0);
+	close(fd);
 	return kt_exit();
 }
 
@@ -481,11 +855,11 @@ static int flood(void)
 		kt_fill(pairs + i * ps, ps, 0x9a126000 + i / 2);
 
 	ksm_must_set("run", 1);
-	ksm_wait_scans(1, 600);
-	flooded = time_scans(3, 600);
+	ksm_wait_scans(1, 300);
+	flooded = time_scans(3, 400);
 	kt_note("3 passes over them with one hash: %.2f s", flooded);
-	kt_check(plain > 0 && flooded > 0 && flooded < 5 * plain + 2,
-		 "passes over colliding pages take %.2f s, at most 5x those "
+	kt_check(plain > 0 && flooded > 0 && flooded < 8 * plain + 2,
+		 "passes over colliding pages take %.2f s, at most 8x those "
 		 "over random pages (%.2f s)", flooded, plain);
 	{
 		struct pairs_view v = { pairs };
@@ -508,5 +882,14 @@ int main(int argc, char **argv)
 		return fork_fail();
 	if (!strcmp(what, "flood"))
 		return flood();
-	kt_die("usage: ksm_review orphan|fork-fail|flood");
+	if (!strcmp(what, "ebusy"))
+		return ebusy();
+	if (!strcmp(what, "mremap-swap"))
+		return mremap_swap();
+	if (!strcmp(what, "unmerge-high-flags"))
+		return unmerge_high_flags();
+	if (!strcmp(what, "hmm-exclusive"))
+		return hmm_exclusive();
+	kt_die("usage: ksm_review orphan|fork-fail|ebusy|flood|mremap-swap|"
+	       "unmerge-high-flags|hmm-exclusive");
 }
