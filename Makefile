@@ -1,5 +1,5 @@
 # The front door.  Every target is a script in scripts/ or test-vm/.
-.PHONY: demo check bench soak fuzz setup tree kernel kernel-debug kernel-stock \
+.PHONY: demo check bench soak kcsan fuzz setup tree kernel kernel-debug kernel-stock \
 	initramfs checkpatch series clean
 
 demo:
@@ -14,6 +14,10 @@ bench:
 # make soak DURATION=<seconds> (default 600)
 soak:
 	@scripts/soak $(DURATION)
+
+# the ksm suite on the KCSAN kernel; fails on data races in our code only
+kcsan:
+	@scripts/kcsan
 
 # make fuzz DURATION=<seconds> (default 1800) [SEED=<trinity's seed>]
 fuzz:
