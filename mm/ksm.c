@@ -1237,6 +1237,7 @@ static int map_ksm_page(struct ksm_item *item, struct page *page,
 	if (err)
 		goto out;
 done:
+	err = 0;
 	if (avp) {
 		*avp = vma->anon_vma;
 		get_anon_vma(*avp);
