@@ -125,7 +125,9 @@
 /**
  * struct ksm_key - what a page's content is indexed by
  * @hash: xxhash of the page, folded to 32 bits
- * @domain: merge domain; pages only merge within one domain (0 for now)
+ * @domain: the merge domain folded to 32 bits (domain_fold()): it picks
+ *	the bucket and tells most other domains apart at once; a match is
+ *	only a match if the full 64-bit domains are equal too
  */
 struct ksm_key {
 	u32 hash;
@@ -140,9 +142,10 @@ struct ksm_key {
  * @items: ksm_items of this mm by virtual page number, under ksm_mutex;
  *	only the mm at the scan cursor gains or loses items
  * @domain: merge domain of the pages ksmd finds in this mm now, under
- *	ksm_mutex; recomputed when the cursor enters the mm
- * @domain_gen: ksm_domain_gen when @domain was computed
- * @process_domain: the domain under merge_domain=process, set at
+ *	ksm_mutex; recomputed at each page-table walk of the mm and before
+ *	a page of it is paired, so that a process that moved to another
+ *	cgroup takes its new domain within one batch of ksmd
+ * @process_domain: the group under merge_domain=process, set at
  *	registration and shared with fork children; never changes
  */
 struct ksm_mm {
@@ -150,9 +153,8 @@ struct ksm_mm {
 	struct list_head link;
 	struct mm_struct *mm;
 	struct xarray items;
-	u32 domain;
-	u32 domain_gen;
-	u32 process_domain;
+	u64 domain;
+	u64 process_domain;
 };
 
 /*
@@ -203,6 +205,8 @@ struct ksm_item {
  * @hnode: entry in the stable index bucket
  * @dups: other KSM pages of the same content (a chain), or empty
  * @key: key of the content
+ * @domain: merge domain of the page's mappers, or KSM_QUARANTINE once
+ *	scrubbing found the page changed
  * @kpfn: pfn of the KSM page; changed by migration
  * @maps: array of the items that map the page through ksmd
  * @nr_maps: used entries of @maps
@@ -216,6 +220,7 @@ struct ksm_node {
 	struct hlist_node hnode;
 	struct list_head dups;
 	struct ksm_key key;
+	u64 domain;
 	unsigned long kpfn;
 	struct ksm_item **maps;
 	unsigned int nr_maps;
@@ -307,8 +312,11 @@ static unsigned long ksm_nr_dups;
  * merge_domain: how the kernel's processes are split into domains whose
  * pages never merge with each other's.  A domain tag keeps the policy in
  * its top two bits, so that tags drawn under different policies never
- * collide, and an identifier of the group in the rest.  All ones is no
- * group's: it marks KSM pages that failed scrubbing (KSM_QUARANTINE).
+ * collide, and an identifier of the group in the other 62: a cgroup's
+ * 64-bit id (never reused while the system runs), a user namespace's
+ * inode number (taken by no other namespace while any mm in it exists),
+ * or a process domain from a 64-bit counter.  All ones is no group's: it
+ * marks KSM pages that failed scrubbing (KSM_QUARANTINE).
  */
 enum ksm_domain_policy {
 	KSM_DOMAIN_GLOBAL,
@@ -324,17 +332,16 @@ static const char * const ksm_domain_names[] = {
 	[KSM_DOMAIN_PROCESS] = "process",
 };
 
-#define KSM_DOMAIN_SHIFT	30
-#define KSM_DOMAIN_ID_MASK	(BIT(KSM_DOMAIN_SHIFT) - 1)
-#define KSM_QUARANTINE		U32_MAX
+#define KSM_DOMAIN_SHIFT	62
+#define KSM_DOMAIN_ID_MASK	(BIT_ULL(KSM_DOMAIN_SHIFT) - 1)
+#define KSM_QUARANTINE		U64_MAX
 
 /* Changed under ksm_mutex, and only while no KSM page exists. */
 static enum ksm_domain_policy ksm_domain_policy;
-static u32 ksm_domain_gen;
 /* May zero-filled pages map the zero page across domains? */
 static bool ksm_zero_cross_domains;
 /* The last process domain handed out. */
-static atomic_t ksm_process_domains = ATOMIC_INIT(0);
+static atomic64_t ksm_process_domains = ATOMIC64_INIT(0);
 
 /* Zero pages mapped by ksmd in place of zero-filled anon pages. */
 atomic_long_t ksm_zero_pages = ATOMIC_LONG_INIT(0);
@@ -535,26 +542,26 @@ static bool pages_equal(struct page *a, struct page *b)
 }
 
 /* The merge domain of the pages of @item's mm (see slot_domain()). */
-static inline u32 item_domain(const struct ksm_item *item)
+static inline u64 item_domain(const struct ksm_item *item)
 {
 	return item->owner->domain;
 }
 
 /* A new process domain; never the identifier reserved for quarantine. */
-static u32 new_process_domain(void)
+static u64 new_process_domain(void)
 {
-	u32 id;
+	u64 id;
 
 	do {
-		id = atomic_inc_return(&ksm_process_domains) &
+		id = atomic64_inc_return(&ksm_process_domains) &
 		     KSM_DOMAIN_ID_MASK;
 	} while (!id || id == KSM_DOMAIN_ID_MASK);
 	return id;
 }
 
-static u32 mm_cgroup_domain(struct mm_struct *mm)
+static u64 mm_cgroup_domain(struct mm_struct *mm)
 {
-	u32 id = 0;
+	u64 id = 0;
 #ifdef CONFIG_MEMCG
 	struct mem_cgroup *memcg = get_mem_cgroup_from_mm(mm);
 
@@ -568,7 +575,7 @@ static u32 mm_cgroup_domain(struct mm_struct *mm)
 }
 
 /* The domain tag of group @id under @policy. */
-static u32 domain_tag(enum ksm_domain_policy policy, u64 id)
+static u64 domain_tag(enum ksm_domain_policy policy, u64 id)
 {
 	if (policy == KSM_DOMAIN_GLOBAL)
 		return 0;
@@ -576,14 +583,20 @@ static u32 domain_tag(enum ksm_domain_policy policy, u64 id)
 	/* all ones is the quarantine, which no group may reach */
 	if (id == KSM_DOMAIN_ID_MASK)
 		id--;
-	return (u32)policy << KSM_DOMAIN_SHIFT | id;
+	return (u64)policy << KSM_DOMAIN_SHIFT | id;
+}
+
+/* @domain as the 32 bits of a key. */
+static inline u32 domain_fold(u64 domain)
+{
+	return (u32)(domain ^ (domain >> 32));
 }
 
 /*
  * The domain of the pages of @slot's mm under the current policy.  The
- * caller holds ksm_mutex and a reference on the mm (mmget).
+ * caller holds ksm_mutex; the slot's mmgrab() keeps what is read valid.
  */
-static u32 slot_domain(struct ksm_mm *slot)
+static u64 slot_domain(struct ksm_mm *slot)
 {
 	struct mm_struct *mm = slot->mm;
 	u64 id = 0;
@@ -1320,7 +1333,7 @@ static int node_room(struct ksm_node *node);
  * since it was hashed) does the caller look again with @verify set.
  */
 static struct folio *stable_find(struct page *page, struct ksm_key key,
-				 bool verify, struct ksm_node **full)
+				 u64 domain, bool verify, struct ksm_node **full)
 {
 	int nid = page_to_nid(page);
 	unsigned int compares = 0;
@@ -1333,7 +1346,7 @@ static struct folio *stable_find(struct page *page, struct ksm_key key,
 	*full = NULL;
 	head = stable_bucket(&ksm_stable, key);
 	hlist_for_each_entry_safe(node, tmp, head, hnode) {
-		if (!key_equal(node->key, key))
+		if (!key_equal(node->key, key) || node->domain != domain)
 			continue;
 		kfolio = node_folio(node, false);
 		if (!kfolio)
@@ -1450,7 +1463,7 @@ static int stable_merge(struct ksm_item *item, struct page *page,
 	int err;
 
 again:
-	kfolio = stable_find(page, key, verify, full);
+	kfolio = stable_find(page, key, item_domain(item), verify, full);
 	if (!kfolio)
 		return -ENOENT;
 	err = merge_with_stable(item, page, kfolio);
@@ -1481,6 +1494,13 @@ static struct ksm_item *unstable_find(struct ksm_item *item,
 			continue;
 		if (++tries > KSM_LOOKUP_MAX)
 			break;
+		/*
+		 * The key is the domain of @other's mm when it was indexed;
+		 * the mm may have moved to another cgroup since.
+		 */
+		other->owner->domain = slot_domain(other->owner);
+		if (item_domain(other) != item_domain(item))
+			continue;
 		op = item_current_page(other);
 		if (!op)
 			continue;
@@ -1541,6 +1561,7 @@ static bool merge_pair(struct ksm_item *item, struct page *page,
 		return false;
 	INIT_LIST_HEAD(&node->dups);
 	node->key = key;
+	node->domain = item_domain(item);
 	if (node_reserve(node, 2) || make_ksm_page(item, page, node)) {
 		kfree(node->maps);
 		kmem_cache_free(ksm_node_cache, node);
@@ -1634,7 +1655,7 @@ static bool merge_page(struct ksm_item *item, struct page *page, bool counted)
 		return false;	/* being set up: leave it alone */
 
 	key.hash = page_content_hash(page);
-	key.domain = item_domain(item);
+	key.domain = domain_fold(item_domain(item));
 
 	if (zero_page_allowed(item) && key.hash == ksm_zero_hash &&
 	    merge_with_zero_page(item, page))
@@ -1893,7 +1914,7 @@ static struct folio *guess_check(struct ksm_item *item, struct page *page,
 	struct ksm_guess_run *r = &ksm_guess_run;
 	struct folio *kfolio;
 
-	if (!node || node->key.domain != item_domain(item) ||
+	if (!node || node->domain != item_domain(item) ||
 	    node_room(node) <= 0 ||
 	    (zero_page_allowed(item) && node->key.hash == ksm_zero_hash))
 		return NULL;
@@ -2294,10 +2315,8 @@ next_mm:
 		goto next_mm;
 	}
 
-	if (!ksm_cursor.addr || slot->domain_gen != ksm_domain_gen) {
-		slot->domain = slot_domain(slot);
-		slot->domain_gen = ksm_domain_gen;
-	}
+	/* The process may have moved to another cgroup meanwhile. */
+	slot->domain = slot_domain(slot);
 
 	f->want = clamp(want, 1U, (unsigned int)KSM_FOUND_MAX);
 	f->wxas = (struct xa_state)__XA_STATE(&slot->items, 0, 0, 0);
@@ -2406,16 +2425,14 @@ static unsigned long ksm_scrub_failures;
 #define KSM_SCRUB_MAX_BUCKETS	256		/* looked at per batch */
 
 /*
- * Take @node out of use: it leaves its chain and its key moves to the
- * quarantine domain, where no lookup ever matches.  Its mappings stay
- * until memory_failure() takes them down.
+ * Take @node out of use: it leaves its chain and moves to the quarantine
+ * domain, which no lookup ever matches.  Its mappings stay until
+ * memory_failure() takes them down.
  */
 static void node_quarantine(struct ksm_node *node)
 {
-	stable_remove(&ksm_stable, node);
 	chain_leave(node);
-	node->key.domain = KSM_QUARANTINE;
-	stable_insert(&ksm_stable, node);
+	node->domain = KSM_QUARANTINE;
 }
 
 /*
@@ -2448,7 +2465,7 @@ static struct folio *ksm_scrub(unsigned int budget)
 				ksm_scrub_pos = pos - 1;
 				return NULL;
 			}
-			if (node->key.domain == KSM_QUARANTINE)
+			if (node->domain == KSM_QUARANTINE)
 				continue;
 			folio = node_folio(node, false);
 			if (!folio)
@@ -2750,7 +2767,7 @@ int ksm_madvise(struct vm_area_struct *vma, unsigned long start,
 EXPORT_SYMBOL_GPL(ksm_madvise);
 
 /* Register @mm with ksmd, in process domain @pdomain. */
-static int ksm_enter_domain(struct mm_struct *mm, u32 pdomain)
+static int ksm_enter_domain(struct mm_struct *mm, u64 pdomain)
 {
 	struct ksm_mm *slot;
 	bool wake;
@@ -2847,7 +2864,7 @@ void __ksm_exit(struct mm_struct *mm)
 void ksm_fork(struct mm_struct *mm, struct mm_struct *oldmm)
 {
 	struct ksm_mm *parent;
-	u32 pdomain = 0;
+	u64 pdomain = 0;
 
 	if (!test_bit(MMF_VM_MERGEABLE, &oldmm->flags))
 		return;
@@ -3489,7 +3506,6 @@ static ssize_t merge_domain_write(struct kobject *kobj,
 			err = -EBUSY;
 		} else {
 			WRITE_ONCE(ksm_domain_policy, policy);
-			ksm_domain_gen++;
 		}
 	}
 	mutex_unlock(&ksm_mutex);

@@ -575,6 +575,7 @@ static struct ksm_test_copy *ksm_test_copies_on(struct kunit *test,
 		c->key.hash = page_content_hash(c->page);
 		c->key.domain = KSM_TEST_DOMAIN;
 		c->node->key = c->key;
+		c->node->domain = KSM_TEST_DOMAIN;
 		c->node->kpfn = page_to_pfn(c->page);
 		folio_set_ksm_node(page_folio(c->page), c->node);
 	}
@@ -644,7 +645,7 @@ static int ksm_test_find(struct ksm_test_copy *copies, int n,
 	struct folio *folio;
 	int i, found = n;
 
-	folio = stable_find(page, key, true, &fnode);
+	folio = stable_find(page, key, key.domain, true, &fnode);
 	*full = fnode ? -2 : -1;
 	for (i = 0; i < n; i++) {
 		if (copies[i].node && fnode == copies[i].node)
