@@ -530,9 +530,20 @@ static __always_inline u64 line_diff(const u64 *p, const u64 *q)
 
 static bool pages_equal(struct page *a, struct page *b)
 {
-	const u64 *p = kmap_local_page(a), *q = kmap_local_page(b);
+	const u64 *p, *q;
 	unsigned int i;
 	u64 diff = 0;
+
+	/*
+	 * The architecture may have its own say on whether two pages are
+	 * equal (arm64 refuses pages tagged by MTE): every merge, the zero
+	 * page's included, is decided here, so ask it.
+	 */
+	if (IS_ENABLED(CONFIG_ARCH_HAS_MEMCMP_PAGES))
+		return !memcmp_pages(a, b);
+
+	p = kmap_local_page(a);
+	q = kmap_local_page(b);
 
 	for (i = 0; i < PAGE_SIZE / sizeof(u64) && !diff; i += 8)
 		diff = line_diff(p + i, q + i);

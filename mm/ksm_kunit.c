@@ -129,6 +129,36 @@ static void ksm_test_key_one_bit(struct kunit *test)
 	}
 }
 
+/*
+ * pages_equal() decides every merge: it must agree with memcmp_pages(),
+ * the architecture's say on equal pages, whichever bit differs.
+ */
+static void ksm_test_pages_equal(struct kunit *test)
+{
+	static const unsigned int bits[] = {
+		0, 63, 64, 511, 512, PAGE_SIZE * 4 + 3, PAGE_SIZE * 8 - 1,
+	};
+	struct page *a = ksm_test_page(test, 5);
+	struct page *b = ksm_test_page(test, 5);
+	struct page *z = ksm_test_page(test, 6);
+	unsigned int i;
+
+	KUNIT_EXPECT_TRUE(test, pages_equal(a, b));
+	KUNIT_EXPECT_EQ(test, !memcmp_pages(a, b), pages_equal(a, b));
+	for (i = 0; i < ARRAY_SIZE(bits); i++) {
+		ksm_test_flip_bit(b, bits[i]);
+		KUNIT_EXPECT_FALSE_MSG(test, pages_equal(a, b), "bit %u",
+				       bits[i]);
+		KUNIT_EXPECT_EQ_MSG(test, !memcmp_pages(a, b),
+				    pages_equal(a, b), "bit %u", bits[i]);
+		ksm_test_flip_bit(b, bits[i]);
+	}
+	clear_highpage(z);
+	KUNIT_EXPECT_EQ(test, !memcmp_pages(z, ZERO_PAGE(0)),
+			pages_equal(z, ZERO_PAGE(0)));
+	KUNIT_EXPECT_TRUE(test, pages_equal(z, ZERO_PAGE(0)));
+}
+
 /* The merge domain is part of the key. */
 static void ksm_test_key_domain(struct kunit *test)
 {
@@ -944,6 +974,7 @@ static void ksm_test_chain_prune(struct kunit *test)
 static struct kunit_case ksm_test_cases[] = {
 	KUNIT_CASE(ksm_test_key_equal_pages),
 	KUNIT_CASE(ksm_test_key_one_bit),
+	KUNIT_CASE(ksm_test_pages_equal),
 	KUNIT_CASE(ksm_test_key_domain),
 	KUNIT_CASE(ksm_test_domain_tags),
 	KUNIT_CASE(ksm_test_key_zero_page),
