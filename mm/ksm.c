@@ -2500,19 +2500,49 @@ static struct folio *ksm_scrub(unsigned int budget)
 	return NULL;
 }
 
-/* Poison a KSM page that failed scrubbing; ksm_mutex is not held. */
+/*
+ * Poison a KSM page that failed scrubbing, so that no mapping of it is
+ * read again: each mapper gets SIGBUS when it touches the page, as for an
+ * uncorrectable memory error.  ksm_mutex is not held; the caller's
+ * reference is consumed.
+ *
+ * memory_failure() does not always unmap: it leaves the mappings of a
+ * folio that is off the LRU at that moment (in a per-CPU LRU batch, or
+ * isolated by migration), and it may fail to unmap.  So look again once
+ * it is done, and unmap what is left with hwpoison entries.  With
+ * vm.memory_failure_recovery=0 memory_failure() would panic: a checksum
+ * mismatch may be a software bug as well as a failing cell, and is not
+ * worth the machine, so the page stays quarantined and mapped, and the
+ * log says so.  Without CONFIG_MEMORY_FAILURE there are no hwpoison
+ * entries: the same holds.
+ */
 static void ksm_scrub_poison(struct folio *folio)
 {
-#ifdef CONFIG_MEMORY_FAILURE
-	/* memory_failure() takes over our reference */
-	int err = memory_failure(folio_pfn(folio), MF_COUNT_INCREASED);
+	unsigned long pfn = folio_pfn(folio);
+	bool mapped;
+	int err;
 
+	if (!memory_failure_recovers()) {
+		pr_err("ksm: pfn %#lx stays mapped: memory failure recovery is off\n",
+		       pfn);
+		folio_put(folio);
+		return;
+	}
+	/* A folio in a per-CPU LRU batch is not on the LRU yet. */
+	lru_add_drain_all();
+	folio_get(folio);		/* memory_failure() takes the other */
+	err = memory_failure(pfn, MF_COUNT_INCREASED);
 	if (err)
-		pr_err("ksm: memory_failure() on pfn %#lx: %d\n",
-		       folio_pfn(folio), err);
-#else
+		pr_err("ksm: memory_failure() on pfn %#lx: %d\n", pfn, err);
+
+	folio_lock(folio);
+	if (folio_mapped(folio) && folio_test_hwpoison(folio))
+		try_to_unmap(folio, TTU_HWPOISON);
+	mapped = folio_mapped(folio);
+	folio_unlock(folio);
 	folio_put(folio);
-#endif
+	if (mapped)
+		pr_err("ksm: pfn %#lx is still mapped after poisoning\n", pfn);
 }
 
 /* One batch of ksmd; returns a KSM page to poison, or NULL. */
