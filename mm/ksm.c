@@ -1604,6 +1604,19 @@ static unsigned int skip_backoff(unsigned int age)
 }
 
 /*
+ * Memory that just became mergeable may hold the partner that the pages
+ * smart scan backs off from never had: until the pass after next, no page
+ * is skipped.  Written without ksm_mutex (by madvise and prctl), read
+ * under it.
+ */
+static unsigned long ksm_smart_pause;
+
+static void smart_scan_pause(void)
+{
+	WRITE_ONCE(ksm_smart_pause, READ_ONCE(ksm_cursor.pass) + 2);
+}
+
+/*
  * Smart scan: a page that failed to merge in several passes in a row is
  * looked at less and less often, the back-off growing with its age.
  */
@@ -1611,7 +1624,8 @@ static bool smart_skip(struct ksm_item *item, struct page *page)
 {
 	unsigned int age, skips;
 
-	if (!ksm_smart_scan || PageKsm(page))
+	if (!ksm_smart_scan || PageKsm(page) ||
+	    ksm_cursor.pass <= READ_ONCE(ksm_smart_pause))
 		return false;
 
 	age = item_age(item);
@@ -2226,7 +2240,7 @@ static bool cursor_advance(struct ksm_mm *slot)
 	if (pass_done) {
 		advisor_pass_ends();
 		unstable_reset(&ksm_unstable);
-		ksm_cursor.pass++;
+		WRITE_ONCE(ksm_cursor.pass, ksm_cursor.pass + 1);
 		ksm_full_scans++;
 	}
 	return pass_done;
@@ -2704,6 +2718,7 @@ int ksm_enable_merge_any(struct mm_struct *mm)
 	set_bit(MMF_VM_MERGE_ANY, &mm->flags);
 	for_each_vma(vmi, vma)
 		vma_make_mergeable(vma);
+	smart_scan_pause();
 	return 0;
 }
 
@@ -2791,8 +2806,10 @@ int ksm_madvise(struct vm_area_struct *vma, unsigned long start,
 		if ((vma->vm_flags & VM_MERGEABLE) || !vma_mergeable_ok(vma))
 			break;
 		err = ksm_register_mm(vma->vm_mm);
-		if (!err)
+		if (!err) {
 			*vm_flags |= VM_MERGEABLE;
+			smart_scan_pause();
+		}
 		break;
 	case MADV_UNMERGEABLE:
 		if (!(*vm_flags & VM_MERGEABLE))

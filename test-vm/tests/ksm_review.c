@@ -19,6 +19,8 @@
  *                       31 (an mseal()ed VMA stays sealed)
  *   hmm-exclusive       pages a device holds exclusively (HMM's test
  *                       driver) are neither write-protected nor merged
+ *   smart-pause         with smart_scan on, memory made mergeable meets
+ *                       pages in a long back-off within two passes
  *   flood               thousands of pages of different content and equal
  *                       hash cost ksmd linear work per pass, and other
  *                       pages still merge meanwhile
@@ -652,6 +654,54 @@ static int hmm_exclusive(void)
 	return kt_exit();
 }
 
+/* ---- smart-pause: new mergeable memory and smart scan's back-off ---- */
+
+#define NLATE	8
+
+/*
+ * NLATE pages become mergeable one after the other, and stay alone for 50
+ * passes, so that smart scan looks at each only once in nine passes, each
+ * in other passes.  Then NLATE pages of the same
+ * contents become mergeable: within two full scans every pair must have
+ * merged, as the
+ * kernel's ksm_tests -N expects.  Without a pause of the back-off, most
+ * of the old pages sit out both passes.
+ */
+static int smart_pause(void)
+{
+	char *late = kt_map(NLATE), *early = kt_map(NLATE);
+	uint64_t a, b;
+	int i, n = 0;
+
+	for (i = 0; i < NLATE; i++) {
+		kt_fill(early + i * ps, ps, 0x5a4a0000 + i);
+		kt_fill(late + i * ps, ps, 0x5a4a0000 + i);
+	}
+	ksm_go(1000, 10);
+	ksm_must_set("smart_scan", 1);
+	/* One at a time: their back-offs run out of step. */
+	for (i = 0; i < NLATE; i++) {
+		if (madvise(early + i * ps, ps, MADV_MERGEABLE))
+			kt_die("madvise");
+		ksm_wait_scans(3, 60);
+	}
+	kt_check(!ksm_wait_scans(50, 300), "50 passes over the early pages");
+	kt_check(ksm_get("pages_skipped") > 0,
+		 "smart scan skips them by now (%ld skipped)",
+		 ksm_get("pages_skipped"));
+	if (madvise(late, NLATE * ps, MADV_MERGEABLE))
+		kt_die("madvise");
+	ksm_wait_scans(2, 60);
+	for (i = 0; i < NLATE; i++) {
+		a = kt_pfn(early + i * ps);
+		b = kt_pfn(late + i * ps);
+		n += a && a == b;
+	}
+	kt_check(n == NLATE, "%d of %d pairs merged within two full scans "
+		 "of the late pages' madvise", n, NLATE);
+	return kt_exit();
+}
+
 /* ---- flood: pages made to share one hash ---------------------------- */
 
 /*
@@ -890,6 +940,8 @@ int main(int argc, char **argv)
 		return unmerge_high_flags();
 	if (!strcmp(what, "hmm-exclusive"))
 		return hmm_exclusive();
+	if (!strcmp(what, "smart-pause"))
+		return smart_pause();
 	kt_die("usage: ksm_review orphan|fork-fail|ebusy|flood|mremap-swap|"
-	       "unmerge-high-flags|hmm-exclusive");
+	       "unmerge-high-flags|hmm-exclusive|smart-pause");
 }
