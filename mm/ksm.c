@@ -10,6 +10,24 @@
  *   VM_MERGEABLE VMA that has an anon_vma, pages_to_scan pages per batch.
  *   One walk over the whole list is a "pass" (full_scans counts them).
  *
+ * SCAN BATCHES
+ *   ksmd works in batches of pages_to_scan pages under ksm_mutex, then
+ *   naps sleep_millisecs (at least KSM_PASS_REST_MS after a pass).  One
+ *   page-table walk collects up to KSM_FOUND_MAX (32) pages of an mm, each
+ *   with a reference (struct ksm_found).  A page still mapped to the KSM
+ *   page its item was merged into is recognised inside the walk, under the
+ *   page table lock, and costs neither a reference nor a lookup.  After a
+ *   batch, a few KSM pages are scrubbed (see "Scrubbing KSM pages").
+ *
+ * GUESSING AND RUNS
+ *   Before a page is hashed, two guesses of its KSM page are tried: the
+ *   one the last merge went to (ksm_guess), and the one the previous mm on
+ *   the list maps at the same address (sibling_item()).  A guess is looked
+ *   at on three cache lines; pages that pass gather in a run of up to 32
+ *   PTEs of one page table, merged in one page-table round by
+ *   replace_anon_ptes(), which compares each page in full.  A page that
+ *   fails goes the usual way.
+ *
  * PER-PAGE METADATA
  *   Each page ksmd has looked at has a 32-byte struct ksm_item, kept in an
  *   xarray of its ksm_mm indexed by virtual page number, so that no list
@@ -19,11 +37,12 @@
  *   Items of pages that vanished are freed as the cursor passes them.
  *
  * HOW CANDIDATES ARE FOUND
- *   A page is summarised by a key {xxhash of its content, merge domain}.
- *   The domain says whom the page may be shared with: 0 for everybody
- *   (merge_domain=global), else a tag derived from the owner's memory
- *   cgroup, user namespace or registration (see slot_domain()).  As it is
- *   part of the key, pages of two domains never even meet in an index.
+ *   A page is summarised by a key {xxhash of its content under a secret
+ *   seed, merge domain folded to 32 bits}.  The domain says whom the page
+ *   may be shared with: 0 for everybody (merge_domain=global), else a
+ *   64-bit tag derived from the owner's memory cgroup, user namespace or
+ *   registration (see domain_tag()); a key match counts only if the full
+ *   tags are equal too, so pages of two domains never merge.
  *   Two hash indexes exist:
  *   - the stable index holds one struct ksm_node per KSM page (a shared,
  *     write-protected page), hashed by the key of its content;
@@ -33,8 +52,10 @@
  *   A page is looked up first in the stable index, then in the unstable
  *   index, and entered into the unstable index at once if nothing matched:
  *   there is no "wait a pass until the checksum settles" step.  Whole pages
- *   are compared only when keys match.  With merge_across_nodes=0, a
- *   candidate only counts if it sits on the same NUMA node as the page.
+ *   are compared only when keys match, and at most KSM_LOOKUP_MAX pages of
+ *   another content per lookup, so that pages made to share a hash cost
+ *   linear work.  With merge_across_nodes=0, a candidate only counts if it
+ *   sits on the same NUMA node as the page.
  *
  * HOW A MERGE IS MADE SAFE
  *   A page's content is only trusted once nobody can write to it: its PTE
@@ -44,9 +65,11 @@
  *   replace_anon_page_pte() (mm/memory.c): clear and flush, count the
  *   references, compare in full, and map the KSM page, or put the old PTE
  *   back.  Merging two unstable pages first makes one of them a KSM page
- *   in place, read-only, with folio_wrprotect_one() (mm/rmap.c), then maps
- *   the other onto it that way.  A later write to any mapping of a KSM
- *   page faults and copies (COW_KSM).
+ *   in place, read-only, with folio_wrprotect_one() (mm/rmap.c), and gives
+ *   it its node at once, then maps the other onto it that way: a KSM page
+ *   never exists without a node that lists a mapping of it, and room for
+ *   a mapping is reserved in the node before a page table maps it.  A
+ *   later write to any mapping of a KSM page faults and copies (COW_KSM).
  *
  * SHARING LIMIT AND CHAINS
  *   A KSM page is mapped at most max_page_sharing times through ksmd.
