@@ -1489,10 +1489,11 @@ static int hazard_fault_injection(void)
 		 F_PAGES, kt_merging_pages(0));
 	kt_check(kt_diff(mem, shadow, F_PAGES, "memory") == 0,
 		 "every page matches the shadow");
-	hits = kmsg_count(kmsg, "node_add_item", &failures);
-	kt_note("%d failures injected into ksmd, %d in node_add_item()",
+	hits = kmsg_count(kmsg, "node_reserve", &failures);
+	kt_note("%d failures injected into ksmd, %d in node_reserve()",
 		failures, hits);
-	kt_check(hits > 0, "a failure reached node_add_item() (statement 11)");
+	kt_check(hits > 0, "a failure reached node_reserve(), which makes "
+		 "room for a node's mappings (statement 11)");
 	/* from here on a line per failure, no stack */
 	fi_set("failslab", "verbose", "1");
 	fi_set("fail_page_alloc", "verbose", "1");
