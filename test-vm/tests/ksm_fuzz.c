@@ -55,7 +55,7 @@ static struct figures {
 	long runs[3], run_errors, run_fixes;
 	long sysfs_writes, sysfs_accepted, restores, restore_errors;
 	long accepted[MAXKNOBS];
-	long peak_sharing, peak_fuzz_merging, peak_fuzz_procs;
+	long peak_sharing, peak_fuzz_merging, peak_fuzz_items, peak_fuzz_procs;
 	long full_scans, scans;
 } *fig;
 
@@ -283,16 +283,36 @@ static int mergeable_vmas(pid_t pid, int *total)
 	return mg;
 }
 
+/* One line on process @pid; counts it in *@mergeable if it has "mg" VMAs. */
+static void fuzz_show(pid_t pid, long *mergeable)
+{
+	char path[64], comm[64] = "", stat[256] = "", *st;
+	int mg, vmas;
+
+	snprintf(path, sizeof(path), "/proc/%d/comm", pid);
+	kt_read_str(path, comm, sizeof(comm));
+	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+	kt_read_str(path, stat, sizeof(stat));
+	st = strrchr(stat, ')');
+	mg = mergeable_vmas(pid, &vmas);
+	*mergeable += mg > 0;
+	kt_note("  pid %d %s (%c): %d of %d VMAs mergeable, ksm_rmap_items "
+		"%ld, ksm_merging_pages %ld", pid, comm, st && st[1] ? st[2] :
+		'?', mg, vmas, kt_ksm_stat(pid, "ksm_rmap_items"),
+		kt_merging_pages(pid));
+}
+
 /*
  * The processes of FUZZ_UID: how many; sends them @sig if not 0; adds up
- * their ksm_merging_pages in *@merging and counts those with mergeable
- * VMAs in *@mergeable when given.
+ * their ksm_merging_pages in *@merging and ksm_rmap_items (the pages
+ * ksmd keeps an item for) in *@items, and shows each one, counting those
+ * with mergeable VMAs in *@mergeable, when given.
  */
-static int fuzz_procs(int sig, long *merging, long *mergeable)
+static int fuzz_procs(int sig, long *merging, long *items, long *mergeable)
 {
 	DIR *d = opendir("/proc");
 	struct dirent *e;
-	int n = 0, vmas;
+	int n = 0;
 	long v;
 	pid_t pid;
 
@@ -308,8 +328,11 @@ static int fuzz_procs(int sig, long *merging, long *mergeable)
 		v = merging ? kt_merging_pages(pid) : 0;
 		if (v > 0)
 			*merging += v;
-		if (mergeable && mergeable_vmas(pid, &vmas))
-			(*mergeable)++;
+		v = items ? kt_ksm_stat(pid, "ksm_rmap_items") : 0;
+		if (v > 0)
+			*items += v;
+		if (mergeable)
+			fuzz_show(pid, mergeable);
 	}
 	if (d)
 		closedir(d);
@@ -336,11 +359,13 @@ static void sample(void)
 
 static void sample_fuzz(void)
 {
-	long merging = 0;
-	int n = fuzz_procs(0, &merging, NULL);
+	long merging = 0, items = 0;
+	int n = fuzz_procs(0, &merging, &items, NULL);
 
 	if (merging > fig->peak_fuzz_merging)
 		fig->peak_fuzz_merging = merging;
+	if (items > fig->peak_fuzz_items)
+		fig->peak_fuzz_items = items;
 	if (n > fig->peak_fuzz_procs)
 		fig->peak_fuzz_procs = n;
 }
@@ -621,6 +646,7 @@ static void writer(unsigned int r)
 /* ---- the fuzzer itself --------------------------------------------------- */
 
 static struct relay {
+	time_t start;
 	int fd;
 	char buf[8192];
 	size_t len;
@@ -658,7 +684,7 @@ static void relay_line(char *line)
 	}
 	if (out.shown++ < SHOWN || strstr(line, "Ran ") ||
 	    strstr(line, "taint") || strstr(line, "seed"))
-		printf("trinity: %s\n", line);
+		printf("trinity: [%lds] %s\n", (long)(now - out.start), line);
 	else
 		out.hidden++;
 }
@@ -730,6 +756,7 @@ static pid_t spawn(char **argv)
 		kt_die(argv[0]);
 	}
 	close(fds[1]);
+	out.start = time(NULL);
 	out.fd = fds[0];
 	fcntl(out.fd, F_SETFL, O_NONBLOCK);
 	return pid;
@@ -773,7 +800,7 @@ static void check_merge_any(pid_t pid)
 static void fuzz(char **argv, int seconds)
 {
 	time_t end, half, deadline;
-	long merging = 0, mergeable = 0;
+	long merging = 0, items = 0, mergeable = 0;
 	int status = 0, done = 0, n = 0, i;
 	pid_t pid;
 
@@ -785,10 +812,12 @@ static void fuzz(char **argv, int seconds)
 		relay(500);
 		done = exited(pid, &status);
 		if (half && time(NULL) >= half) {
-			n = fuzz_procs(0, &merging, &mergeable);
-			kt_note("halfway: %d processes of uid %d, %ld of them "
-				"with mergeable VMAs, %ld of their pages merged",
-				n, FUZZ_UID, mergeable, merging);
+			kt_note("halfway, the processes of uid %d:", FUZZ_UID);
+			n = fuzz_procs(0, &merging, &items, &mergeable);
+			kt_note("halfway: %d processes, %ld of them with "
+				"mergeable VMAs; ksmd has items for %ld of "
+				"their pages, %ld merged", n, mergeable, items,
+				merging);
 			half = 0;
 		}
 	}
@@ -818,7 +847,7 @@ static void fuzz(char **argv, int seconds)
 	}
 	for (i = 0; i < 120; i++) {
 		kill(-pid, SIGKILL);
-		n = fuzz_procs(SIGKILL, NULL, NULL);
+		n = fuzz_procs(SIGKILL, NULL, NULL, NULL);
 		if (!done)
 			done = exited(pid, &status);
 		if (!n && done)
@@ -893,6 +922,21 @@ static void print_accepted(void)
 	printf("\n");
 }
 
+/* Processes created since boot (/proc/stat). */
+static long forks(void)
+{
+	char line[256];
+	long n = -1;
+	FILE *f = fopen("/proc/stat", "r");
+
+	while (f && fgets(line, sizeof(line), f))
+		if (sscanf(line, "processes %ld", &n) == 1)
+			break;
+	if (f)
+		fclose(f);
+	return n;
+}
+
 /* SECONDS from the argument, or from ksm.fuzz= on the kernel command line. */
 static int duration(int argc, char **argv)
 {
@@ -911,7 +955,7 @@ int main(int argc, char **argv)
 {
 	int seconds = duration(argc, argv), i, left;
 	unsigned int seed = time(NULL) ^ getpid() << 16;
-	long cow = kt_vmstat("cow_ksm");
+	long cow = kt_vmstat("cow_ksm"), forked = forks();
 	struct kt_proc help;
 	char **cmd = NULL;
 	pid_t flip, wr;
@@ -948,6 +992,7 @@ int main(int argc, char **argv)
 		writer(seed * 7);
 
 	fuzz(cmd, seconds);
+	forked = forks() - forked;
 
 	__atomic_store_n(&fig->stop, 1, __ATOMIC_RELAXED);
 	kt_check(kt_join(flip) == 0, "the run flipper ran to the end");
@@ -976,18 +1021,20 @@ int main(int argc, char **argv)
 
 	print_accepted();
 	printf("figures: %d s; trinity %ld syscalls (%ld succeeded, %ld "
-	       "failed), peak %ld processes, peak %ld of their pages merged; "
-	       "helper %ld writes, %ld pokes, %ld checks, %ld pageouts, %ld "
-	       "unmerge toggles, %ld forks, %ld mismatches; run=1 %ld, "
-	       "run=2 %ld, run=0 %ld (%ld refused); sysfs %ld bad writes, "
-	       "%ld accepted, %ld restores; peak pages_sharing %ld, full "
-	       "scans %ld, cow_ksm %ld\n", seconds, out.ran, out.ok,
-	       out.failed, fig->peak_fuzz_procs, fig->peak_fuzz_merging,
-	       fig->writes, fig->pokes, fig->verifies, fig->pageouts,
-	       fig->toggles, fig->forks, fig->mismatches, fig->runs[1],
-	       fig->runs[2], fig->runs[0], fig->run_errors,
+	       "failed), %ld processes forked, peak %ld at once, peak %ld of "
+	       "their pages known to ksmd and %ld merged; helper %ld writes, "
+	       "%ld pokes, %ld checks, %ld pageouts, %ld unmerge toggles, "
+	       "%ld forks, %ld mismatches; run=1 %ld, run=2 %ld, run=0 %ld "
+	       "(%ld refused); sysfs %ld bad writes, %ld accepted, %ld "
+	       "restores; peak pages_sharing %ld, full scans %ld, cow_ksm "
+	       "%ld\n", seconds, out.ran, out.ok, out.failed, forked,
+	       fig->peak_fuzz_procs, fig->peak_fuzz_items,
+	       fig->peak_fuzz_merging, fig->writes, fig->pokes, fig->verifies,
+	       fig->pageouts, fig->toggles, fig->forks, fig->mismatches,
+	       fig->runs[1], fig->runs[2], fig->runs[0], fig->run_errors,
 	       fig->sysfs_writes, fig->sysfs_accepted, fig->restores,
-	       fig->peak_sharing, fig->full_scans, kt_vmstat("cow_ksm") - cow);
+	       fig->peak_sharing, fig->full_scans,
+	       kt_vmstat("cow_ksm") - cow);
 	kt_check(fig->mismatches == 0, "no page ever differed from its shadow");
 	kt_check(fig->peak_fuzz_merging > 0, "trinity's own memory was merged");
 	return kt_exit();
