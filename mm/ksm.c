@@ -1920,9 +1920,9 @@ static void guess_run_merge(void)
 		struct page *page = r->e[i].page;
 		bool counted = r->counted & BIT(i);
 
-		if (ret[i] && merge_page(item, page, counted)) {
-			counted = false;	/* back in the unstable index */
-		}
+		/* A page back in the unstable index stays counted. */
+		if (ret[i] && merge_page(item, page, counted))
+			counted = false;
 		if (counted)
 			ksm_pages_unshared--;
 		if (!folio_batch_add(&fb, page_folio(page)))
