@@ -61,17 +61,6 @@ static void fill(char *at, int who)
 	memset(at + (NACROSS + 2 * NPAIRS) * ps, 0, NZERO * ps);
 }
 
-static char *map_fixed(char *at, size_t n)
-{
-	char *p = mmap(at, n * ps, PROT_READ | PROT_WRITE,
-		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE,
-		       -1, 0);
-
-	if (p != at)
-		kt_die("mmap at a fixed address");
-	return p;
-}
-
 /*
  * A worker: its memory at BASE, registered; it answers commands on @down
  * and exits at end of file.  CMD_FORK: a fork child maps NACROSS fresh
@@ -79,7 +68,7 @@ static char *map_fixed(char *at, size_t n)
  */
 static int worker(int who, int down, int up)
 {
-	char *mem = map_fixed(BASE, NPAGES), *more;
+	char *mem = kt_map_at(BASE, NPAGES), *more;
 	pid_t kid = 0;
 	long cmd;
 
@@ -95,7 +84,7 @@ static int worker(int who, int down, int up)
 				kt_die("pipe");
 			kid = fork();
 			if (!kid) {
-				more = map_fixed(BASE + NPAGES * ps, NACROSS);
+				more = kt_map_at(BASE + NPAGES * ps, NACROSS);
 				fill_across(more);
 				madvise(more, NACROSS * ps, MADV_MERGEABLE);
 				kt_put(ready[1], 0);

@@ -39,17 +39,6 @@ static size_t ps;
  */
 #define AT	((char *)0x5c0000000000UL)
 
-static char *map_at(size_t n)
-{
-	char *p = mmap(AT, n * ps, PROT_READ | PROT_WRITE,
-		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE,
-		       -1, 0);
-
-	if (p != AT)
-		kt_die("mmap at a fixed address");
-	return p;
-}
-
 /* NUMA node of page @addr of process @pid, or -errno. */
 static int page_node_of(pid_t pid, void *addr)
 {
@@ -128,7 +117,7 @@ static int orphan(void)
 
 	if (!kt_spawn(&q)) {
 		/* Q: its pages are held by a pipe, so they never merge */
-		map_at(NORPHAN);
+		kt_map_at(AT, NORPHAN);
 		fill_orphans(mem);
 		shadow = kt_shadow(mem, NORPHAN);
 		if (pipe(fds) || fcntl(fds[1], F_SETPIPE_SZ, NORPHAN * ps) < 0)
@@ -151,7 +140,7 @@ static int orphan(void)
 
 	if (!kt_spawn(&p)) {
 		/* P, then its child C, which only keeps what it inherited */
-		map_at(NORPHAN);
+		kt_map_at(AT, NORPHAN);
 		fill_orphans(mem);
 		shadow = kt_shadow(mem, NORPHAN);
 		if (madvise(mem, NORPHAN * ps, MADV_MERGEABLE))
@@ -382,7 +371,7 @@ static int ebusy(void)
 			kt_get(k[who].up);
 			continue;
 		}
-		map_at(1);
+		kt_map_at(AT, 1);
 		kt_fill(mem, ps, EBUSY_SEED);
 		if (who == 2) {		/* Q: a pipe holds the page */
 			if (pipe(fds))

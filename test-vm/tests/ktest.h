@@ -350,6 +350,22 @@ static inline char *kt_map(size_t n)
 	return p;
 }
 
+/*
+ * A private anonymous mapping of @n pages at @at exactly: processes that
+ * each map their own pages at one address let the parent compare their
+ * frames in /proc/<pid>/pagemap.
+ */
+static inline char *kt_map_at(void *at, size_t n)
+{
+	char *p = mmap(at, n * kt_ps(), PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE,
+		       -1, 0);
+
+	if (p != at)
+		kt_die("mmap at a fixed address");
+	return p;
+}
+
 /* Fill a page with a pattern derived from a (non-zero) seed, reproducibly. */
 static inline void kt_fill(void *page, size_t len, uint64_t seed)
 {
