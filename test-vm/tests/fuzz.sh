@@ -58,11 +58,17 @@ if [ -n "$kmemleak" ] && [ -w $kmemleak ]; then
 	sleep 6
 	echo scan > $kmemleak
 	# A report: "unreferenced object ...", then its backtrace, one
-	# function a line; count those with a KSM function in it.
+	# function a line.  Those with a KSM function in it fail, and are
+	# shown; of the others, the first three are shown.
 	awk '
-	function judge() { if (blk != "") { n++; if (ksm) { k++; printf "%s", blk } } }
+	function judge() {
+		if (blk == "") return
+		n++
+		if (ksm) k++
+		if (ksm || n - k <= 3) printf "%s", blk
+	}
 	/^unreferenced object/ { judge(); blk = ""; ksm = 0 }
-	{ blk = blk $0 "\n" }
+	{ blk = blk "kmemleak| " $0 "\n" }
 	/^ +(\[<[0-9a-f]+>\] )?[A-Za-z0-9_.]*ksm[A-Za-z0-9_.]*\+0x/ { ksm = 1 }
 	END { judge(); printf "kmemleak: %d suspects, %d of them in KSM\n", n, k
 	      exit k > 0 }' $kmemleak || rc=1
