@@ -529,10 +529,18 @@ static inline void folio_set_ksm_node(struct folio *folio,
 	folio->mapping = (void *)((unsigned long)node | PAGE_MAPPING_KSM);
 }
 
+/*
+ * The hash of a page that may still be written to (by its owner, or by
+ * the kernel for it: read(2), O_DIRECT) is only a hint, which a merge
+ * checks by a full compare once the page is write-protected: the race is
+ * wanted, and data_race() tells KCSAN so.  A KSM page being scrubbed has
+ * no writer, unless something is wrong, which the hash then shows.
+ */
 static u32 page_content_hash(struct page *page)
 {
 	void *p = kmap_local_page(page);
-	u64 h = xxhash(p, PAGE_SIZE, ksm_hash_seed);
+	/* The page may change under the hash: see above. */
+	u64 h = data_race(xxhash(p, PAGE_SIZE, ksm_hash_seed));
 
 	kunmap_local(p);
 	return (u32)(h ^ (h >> 32));
@@ -569,7 +577,8 @@ static bool pages_equal(struct page *a, struct page *b)
 	q = kmap_local_page(b);
 
 	for (i = 0; i < PAGE_SIZE / sizeof(u64) && !diff; i += 8)
-		diff = line_diff(p + i, q + i);
+		/* Either page may be written to: see page_content_hash(). */
+		diff = data_race(line_diff(p + i, q + i));
 	kunmap_local(q);
 	kunmap_local(p);
 	return !diff;
@@ -1476,7 +1485,8 @@ static bool lines_equal(struct page *page, struct page *kpage)
 
 	for (i = 0; i < ARRAY_SIZE(line) && !diff; i++) {
 		w = line[i] / sizeof(u64);
-		diff = line_diff(p + w, q + w);
+		/* @page may be written to: see page_content_hash(). */
+		diff = data_race(line_diff(p + w, q + w));
 	}
 	kunmap_local(q);
 	kunmap_local(p);
