@@ -5,7 +5,8 @@
 # throws bad values at every tunable and keeps a helper's pages checked
 # against their shadow; at the end, its checks (ksm_fuzz.c says which).
 # No SECONDS: ksm.fuzz= on the kernel command line.  ksm.fuzz_seed= on it
-# gives trinity's seed, else a random one is drawn and printed.
+# gives trinity's seed (and ksm_fuzz's), else a random one is drawn and
+# printed.
 # --kmemleak: kmemleak forgets the suspects it knew before, and scans
 # after the fuzz; a suspect with a KSM function in its backtrace fails.
 # trinity runs without privileges: it cannot write /sys/kernel/mm/ksm,
@@ -45,7 +46,8 @@ old_uffd=$(cat $uffd 2>/dev/null)
 [ -n "$kmemleak" ] && [ -w $kmemleak ] && echo clear > $kmemleak
 
 echo "trinity seed $seed, $children children, ${seconds:-ksm.fuzz=} s"
-/tests/ksm_fuzz "${seconds:-0}" -- /tests/fuzz_exec -u $nobody \
+KSM_FUZZ_SEED=$seed /tests/ksm_fuzz "${seconds:-0}" -- \
+	/tests/fuzz_exec -u $nobody \
 	/usr/bin/trinity -q -l off -a64 -C $children -s "$seed" \
 	-V $dir/victims --disable-fds=sockets \
 	-c mmap -c munmap -c mremap -c madvise -c mprotect -c process_madvise \

@@ -27,6 +27,8 @@
  * counter to 0; every tunable is back; and a fresh process with
  * duplicate pages is merged, all of them, within FRESH_SCANS full scans.
  * The harness adds: no kernel splat.  One "figures:" line sums it up.
+ * KSM_FUZZ_SEED in the environment seeds the helper, the flipper and the
+ * writer (fuzz.sh gives them trinity's seed).
  */
 #define _GNU_SOURCE
 #include "ktest.h"
@@ -963,6 +965,8 @@ int main(int argc, char **argv)
 	for (i = 1; i < argc; i++)
 		if (!strcmp(argv[i], "--") && i + 1 < argc)
 			cmd = argv + i + 1;
+	if (getenv("KSM_FUZZ_SEED"))
+		seed = strtoul(getenv("KSM_FUZZ_SEED"), NULL, 10);
 	if (!cmd) {
 		printf("usage: ksm_fuzz [SECONDS] -- COMMAND...\n");
 		return KT_FAIL;
