@@ -24,6 +24,12 @@
  *   flood               thousands of pages of different content and equal
  *                       hash cost ksmd linear work per pass, and other
  *                       pages still merge meanwhile
+ *   thp-zero            splitting a THP maps its zero-filled subpages to
+ *                       the zero page only where that is the THP code's
+ *                       own doing (an underused THP): a split for a merge
+ *                       leaves them to KSM, under use_zero_pages and
+ *                       counted; the zero pages of the other split are not
+ *                       counted as KSM's, before or after they go
  */
 #define _GNU_SOURCE
 #include <sys/ioctl.h>
@@ -909,6 +915,208 @@ static int flood(void)
 	return kt_exit();
 }
 
+/* ---- thp-zero: zero-filled subpages of a THP that is split ---------- */
+
+#define THP_DIR "/sys/kernel/mm/transparent_hugepage/"
+#define KT_KPF_ZERO_PAGE (1ULL << 24)
+
+static const char *const thp_knobs[] = {
+	THP_DIR "enabled", THP_DIR "khugepaged/max_ptes_none",
+	THP_DIR "shrink_underused",
+};
+#define NTHP_KNOBS ARRAY_SIZE(thp_knobs)
+static char thp_saved[NTHP_KNOBS][64];
+
+static void thp_restore(void)
+{
+	char *v, *end;
+	size_t i;
+
+	for (i = 0; i < NTHP_KNOBS; i++) {
+		if (!thp_saved[i][0])
+			continue;
+		v = thp_saved[i];
+		/* "always [madvise] never": the word in brackets */
+		if (strchr(v, '[')) {
+			v = strchr(v, '[') + 1;
+			end = strchr(v, ']');
+			if (end)
+				*end = 0;
+		}
+		kt_write(thp_knobs[i], v);
+		thp_saved[i][0] = 0;
+	}
+}
+
+/*
+ * One PMD-mapped THP, mergeable, as a fresh fault makes it (all zero);
+ * its size is *@len.  Skips when the kernel has no THP to give.
+ */
+static char *thp_zero_map(size_t *len)
+{
+	long hp = kt_read_long(THP_DIR "hpage_pmd_size");
+	char *raw, *p;
+
+	if (hp <= 0)
+		kt_skip("no transparent huge pages in this kernel");
+	raw = mmap(NULL, 2 * hp, PROT_READ | PROT_WRITE,
+		   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (raw == MAP_FAILED)
+		kt_die("mmap");
+	p = (char *)(((uintptr_t)raw + hp - 1) & ~(uintptr_t)(hp - 1));
+	if (madvise(p, hp, MADV_HUGEPAGE) || madvise(p, hp, MADV_MERGEABLE))
+		kt_die("madvise");
+	p[0] = 1;	/* a write fault: a huge page, not the huge zero page */
+	p[0] = 0;
+	if (kt_smaps_kb(p, hp, "AnonHugePages") != hp / 1024)
+		kt_skip("no THP for a 2 MiB-aligned MADV_HUGEPAGE range");
+	*len = hp;
+	return p;
+}
+
+/* Subpages of [@p, @p + @n pages) that map the zero page / a KSM page. */
+static void thp_zero_census(const char *p, size_t n, int *zero, int *ksm)
+{
+	uint64_t *pfn = calloc(n, sizeof(*pfn)), f;
+	size_t i;
+
+	if (!pfn)
+		kt_die("calloc");
+	kt_pfns(p, n, pfn);
+	*zero = *ksm = 0;
+	for (i = 0; i < n; i++) {
+		f = pfn[i] ? kt_kpageflags(pfn[i]) : 0;
+		*zero += !!(f & KT_KPF_ZERO_PAGE);
+		*ksm += !!(f & KT_KPF_KSM);
+	}
+	free(pfn);
+}
+
+#define THP_PAIRS	64
+
+/*
+ * ksmd splits a THP to merge its subpages.  In 6.12 every split of an
+ * anonymous THP maps the zero-filled subpages to the zero page, plain
+ * (not marked as KSM's): with use_zero_pages=0 they would then never
+ * merge into a KSM page, with use_zero_pages=1 never be counted in
+ * ksm_zero_pages, and either way KSM would have freed memory that no
+ * counter shows.  They must be merged as use_zero_pages says.
+ */
+static void thp_zero_merge(int use_zero)
+{
+	size_t hp, n, i, nzero;
+	char *p, *shadow, when[64];
+	int zero, ksm;
+
+	p = thp_zero_map(&hp);
+	n = hp / ps;
+	nzero = n - 2 * THP_PAIRS;
+	for (i = 0; i < 2 * THP_PAIRS; i++)
+		kt_fill(p + i * ps, ps, 0x7e170000 + i / 2);
+	shadow = kt_shadow(p, n);
+	ksm_must_set("use_zero_pages", use_zero);
+	ksm_go(n, 0);
+	snprintf(when, sizeof(when), "use_zero_pages=%d", use_zero);
+	if (use_zero) {
+		ksm_expect(when, THP_PAIRS, THP_PAIRS, 0);
+		kt_check(ksm_get("ksm_zero_pages") == (long)nzero &&
+			 kt_ksm_stat(0, "ksm_zero_pages") == (long)nzero,
+			 "%s: the %zu zero subpages are KSM zero pages "
+			 "(ksm_zero_pages %ld, ksm_stat %ld)", when, nzero,
+			 ksm_get("ksm_zero_pages"),
+			 kt_ksm_stat(0, "ksm_zero_pages"));
+	} else {
+		/* the zero subpages fill KSM pages of max_page_sharing each */
+		long per = ksm_get("max_page_sharing");
+		long k = (nzero + per - 1) / per;
+
+		ksm_expect(when, THP_PAIRS + k, THP_PAIRS + nzero - k, 0);
+	}
+	thp_zero_census(p, n, &zero, &ksm);
+	kt_note("%s: %d subpages map the zero page, %d a KSM page", when,
+		zero, ksm);
+	kt_check(use_zero ? zero == (int)nzero && ksm == 2 * THP_PAIRS :
+		 zero == 0 && ksm == (int)n,
+		 "%s: the zero subpages went where use_zero_pages says", when);
+	kt_check(!kt_diff(p, shadow, n, when), "%s: contents intact", when);
+	munmap(p, hp);
+	free(shadow);
+	kt_check(ksm_get("ksm_zero_pages") == 0,
+		 "%s: ksm_zero_pages is 0 after munmap (%ld)", when,
+		 ksm_get("ksm_zero_pages"));
+	ksm_must_set("run", 2);
+}
+
+/*
+ * The deferred-split shrinker splits a THP that is mostly zero and maps
+ * those subpages to the zero page: the THP code's own saving, not KSM's.
+ * In a mergeable VMA those zero pages must not count as KSM zero pages,
+ * neither while mapped nor when they go.
+ */
+static void thp_zero_underused(void)
+{
+	long before, after;
+	size_t hp, n, i;
+	char *p, *shadow;
+	int zero, ksm;
+
+	ksm_must_set("run", 0);
+	if (kt_write(THP_DIR "khugepaged/max_ptes_none", "64") ||
+	    kt_write(THP_DIR "shrink_underused", "1"))
+		kt_skip("the underused-THP shrinker cannot be set up");
+	p = thp_zero_map(&hp);
+	n = hp / ps;
+	for (i = 0; i < 8; i++)
+		kt_fill(p + i * ps, ps, 0x7e180000 + i / 2);
+	shadow = kt_shadow(p, n);
+	before = kt_vmstat("thp_underused_split_page");
+	kt_write("/proc/sys/vm/drop_caches", "2");	/* runs the shrinkers */
+	after = kt_vmstat("thp_underused_split_page");
+	thp_zero_census(p, n, &zero, &ksm);
+	kt_check(after > before && zero == (int)n - 8,
+		 "the shrinker split the underused THP (%ld split) and mapped "
+		 "%d of its %zu zero subpages to the zero page", after - before,
+		 zero, n - 8);
+
+	ksm_must_set("use_zero_pages", 1);
+	ksm_go(n, 0);
+	ksm_expect("after the shrinker's split", 4, 4, 0);
+	kt_check(ksm_get("ksm_zero_pages") == 0 &&
+		 kt_ksm_stat(0, "ksm_zero_pages") == 0,
+		 "the shrinker's zero pages are not KSM's (ksm_zero_pages %ld, "
+		 "ksm_stat %ld)", ksm_get("ksm_zero_pages"),
+		 kt_ksm_stat(0, "ksm_zero_pages"));
+	kt_check(!kt_diff(p, shadow, n, "underused"), "contents intact");
+	munmap(p, hp);
+	free(shadow);
+	kt_check(ksm_get("ksm_zero_pages") == 0,
+		 "ksm_zero_pages is 0 after munmap (%ld)",
+		 ksm_get("ksm_zero_pages"));
+	ksm_must_set("run", 2);
+}
+
+static int thp_zero(void)
+{
+	size_t i;
+
+	for (i = 0; i < NTHP_KNOBS; i++)
+		if (kt_read_str(thp_knobs[i], thp_saved[i],
+				sizeof(thp_saved[i])))
+			thp_saved[i][0] = 0;
+	atexit(thp_restore);
+	if (!thp_saved[0][0])
+		kt_skip("no transparent huge pages in this kernel");
+	kt_write(THP_DIR "enabled", "madvise");
+	/* no underused splits behind the test's back */
+	kt_write(THP_DIR "khugepaged/max_ptes_none", "511");
+
+	thp_zero_merge(0);
+	thp_zero_merge(1);
+	thp_zero_underused();
+	thp_restore();
+	return kt_exit();
+}
+
 int main(int argc, char **argv)
 {
 	const char *what = argc > 1 ? argv[1] : "";
@@ -931,6 +1139,8 @@ int main(int argc, char **argv)
 		return hmm_exclusive();
 	if (!strcmp(what, "smart-pause"))
 		return smart_pause();
+	if (!strcmp(what, "thp-zero"))
+		return thp_zero();
 	kt_die("usage: ksm_review orphan|fork-fail|ebusy|flood|mremap-swap|"
-	       "unmerge-high-flags|hmm-exclusive|smart-pause");
+	       "unmerge-high-flags|hmm-exclusive|smart-pause|thp-zero");
 }
