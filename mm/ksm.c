@@ -1235,7 +1235,8 @@ static struct folio *lock_merge_folio(struct page *page)
 	    !folio_trylock(folio))
 		return NULL;
 	if (folio_test_large(folio)) {
-		if (split_huge_page(page)) {
+		/* Zero-filled subpages are merged as use_zero_pages says. */
+		if (split_huge_page_keep_zero_subpages(page)) {
 			unlock_page(page);
 			return NULL;
 		}
