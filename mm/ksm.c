@@ -1246,6 +1246,21 @@ static struct folio *lock_merge_folio(struct page *page)
 }
 
 /*
+ * Split the large folio of @page, which the caller holds the only extra
+ * reference on, without waiting for its lock; returns whether it did.
+ */
+static bool split_large_folio(struct page *page)
+{
+	int err;
+
+	if (!folio_trylock(page_folio(page)))
+		return false;
+	err = split_huge_page_keep_zero_subpages(page);
+	unlock_page(page);
+	return !err;
+}
+
+/*
  * Make @item's address map @kpage instead of @page, @page being what the
  * caller found there (and holds a reference on); with @kpage == @page the
  * page is a KSM page already (inherited over fork), and only the anon_vma
@@ -1731,6 +1746,17 @@ static bool merge_page(struct ksm_item *item, struct page *page, bool counted)
 		return false;
 
 	other = unstable_find(item, page, key, &opage);
+	if (other && folio_test_large(folio) && page_folio(opage) == folio) {
+		/*
+		 * Equal pages of one large folio: the split that their merge
+		 * needs would fail on the reference held on the other one.
+		 * Split without it, and look again.
+		 */
+		put_page(opage);
+		other = NULL;
+		if (split_large_folio(page))
+			other = unstable_find(item, page, key, &opage);
+	}
 	if (other) {
 		bool merged = merge_pair(item, page, other, opage, key, full);
 
