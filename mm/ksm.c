@@ -692,13 +692,15 @@ static inline struct ksm_item **unstable_bucket(struct ksm_utable *t,
 
 /*
  * VMAs whose pages are shared with others, are not ordinary struct pages,
- * or carry per-page architecture state: KSM ignores advice for them.
+ * or carry per-page architecture state: KSM ignores advice for them.  A
+ * VMA is judged by its flags and the file it maps, so that a VMA not yet
+ * made can be judged too (ksm_vma_flags()).
  */
-static bool vma_mergeable_ok(struct vm_area_struct *vma)
+static bool mergeable_flags_ok(const struct file *file, vm_flags_t flags)
 {
-	unsigned long refuse = VM_SHARED | VM_MAYSHARE | VM_PFNMAP | VM_IO |
-			       VM_DONTEXPAND | VM_HUGETLB | VM_MIXEDMAP |
-			       VM_DROPPABLE;
+	vm_flags_t refuse = VM_SHARED | VM_MAYSHARE | VM_PFNMAP | VM_IO |
+			    VM_DONTEXPAND | VM_HUGETLB | VM_MIXEDMAP |
+			    VM_DROPPABLE;
 
 #ifdef VM_SAO
 	refuse |= VM_SAO;
@@ -706,7 +708,14 @@ static bool vma_mergeable_ok(struct vm_area_struct *vma)
 #ifdef VM_SPARC_ADI
 	refuse |= VM_SPARC_ADI;
 #endif
-	return !(vma->vm_flags & refuse) && !vma_is_dax(vma);
+	if (flags & refuse)
+		return false;
+	return !file || !IS_DAX(file->f_mapping->host);
+}
+
+static bool vma_mergeable_ok(struct vm_area_struct *vma)
+{
+	return mergeable_flags_ok(vma->vm_file, vma->vm_flags);
 }
 
 /* The VMA covering @addr if ksmd may still work there; mmap_lock held. */
@@ -2750,11 +2759,60 @@ static int vma_make_unmergeable(struct vm_area_struct *vma)
  */
 void ksm_add_vma(struct vm_area_struct *vma)
 {
-	if (test_bit(MMF_VM_MERGE_ANY, &vma->vm_mm->flags)) {
-		vma_make_mergeable(vma);
-		/* ksmd may have dropped an mm it found without any work. */
-		ksm_register_mm(vma->vm_mm);
+	if (!test_bit(MMF_VM_MERGE_ANY, &vma->vm_mm->flags))
+		return;
+	/*
+	 * ksm_vma_flags() judged the flags asked for; a driver's ->mmap()
+	 * may have added some that rule merging out.
+	 */
+	if ((vma->vm_flags & VM_MERGEABLE) && !vma_mergeable_ok(vma))
+		vm_flags_clear(vma, VM_MERGEABLE);
+	vma_make_mergeable(vma);
+	/* ksmd may have dropped an mm it found without any work. */
+	ksm_register_mm(vma->vm_mm);
+}
+
+/**
+ * ksm_vma_flags - Flags for a new VMA of a process that merges everything.
+ * @mm: The mm the VMA is for.
+ * @file: The file it is to map, or NULL.
+ * @vm_flags: The flags it is to have.
+ *
+ * mmap() and brk() ask before they look for a neighbour to merge the new
+ * range into: a VMA that becomes mergeable only after it was made never
+ * merges with its mergeable neighbours, and under PR_SET_MEMORY_MERGE
+ * each brk() would leave a VMA of its own.
+ *
+ * Return: @vm_flags, plus VM_MERGEABLE if PR_SET_MEMORY_MERGE is in effect
+ * for @mm and such a VMA may hold KSM pages.
+ */
+vm_flags_t ksm_vma_flags(struct mm_struct *mm, const struct file *file,
+			 vm_flags_t vm_flags)
+{
+	if (test_bit(MMF_VM_MERGE_ANY, &mm->flags) &&
+	    mergeable_flags_ok(file, vm_flags))
+		vm_flags |= VM_MERGEABLE;
+	return vm_flags;
+}
+
+/**
+ * ksm_process_mergeable - Whether any VMA of @mm is mergeable.
+ * @mm: The mm, with its mmap lock held.
+ *
+ * Return: true if ksmd may find pages to merge in @mm.
+ */
+bool ksm_process_mergeable(struct mm_struct *mm)
+{
+	struct vm_area_struct *vma;
+
+	VMA_ITERATOR(vmi, mm, 0);
+
+	mmap_assert_locked(mm);
+	for_each_vma(vmi, vma) {
+		if (vma->vm_flags & VM_MERGEABLE)
+			return true;
 	}
+	return false;
 }
 
 /**

@@ -34,6 +34,9 @@ int ksm_enable_merge_any(struct mm_struct *mm);
 int ksm_disable_merge_any(struct mm_struct *mm);
 int ksm_disable(struct mm_struct *mm);
 void ksm_add_vma(struct vm_area_struct *vma);
+vm_flags_t ksm_vma_flags(struct mm_struct *mm, const struct file *file,
+			 vm_flags_t vm_flags);
+bool ksm_process_mergeable(struct mm_struct *mm);
 
 /*
  * A zero-filled page that ksmd replaced by the shared zero page is mapped
@@ -108,6 +111,13 @@ long ksm_process_profit(struct mm_struct *mm);
 #else /* !CONFIG_KSM: every hook compiles away */
 
 static inline void ksm_add_vma(struct vm_area_struct *vma) { }
+static inline vm_flags_t ksm_vma_flags(struct mm_struct *mm,
+				       const struct file *file,
+				       vm_flags_t vm_flags)
+{
+	return vm_flags;
+}
+
 static inline int ksm_disable(struct mm_struct *mm) { return 0; }
 static inline void ksm_fork(struct mm_struct *mm, struct mm_struct *oldmm) { }
 static inline int ksm_execve(struct mm_struct *mm) { return 0; }
