@@ -20,13 +20,13 @@
  *   batch, a few KSM pages are scrubbed (see "Scrubbing KSM pages").
  *
  * GUESSING AND RUNS
- *   Before a page is hashed, two guesses of its KSM page are tried: the
- *   one the last merge went to (ksm_guess), and the one the previous mm on
- *   the list maps at the same address (sibling_item()).  A guess is looked
- *   at on three cache lines; pages that pass gather in a run of up to 32
- *   PTEs of one page table, merged in one page-table round by
- *   replace_anon_ptes(), which compares each page in full.  A page that
- *   fails goes the usual way.
+ *   Before a page is hashed, two guesses of its KSM page are tried: first
+ *   the one the previous mm on the list maps at the same address
+ *   (sibling_item()), then the one the last merge went to (ksm_guess).
+ *   A guess is looked at on three cache lines; pages that pass gather in
+ *   a run of up to 32 PTEs of one page table, merged in one page-table
+ *   round by replace_anon_ptes(), which compares each page in full.  A
+ *   page that fails goes the usual way.
  *
  * PER-PAGE METADATA
  *   Each page ksmd has looked at has a 32-byte struct ksm_item, kept in an
