@@ -1465,11 +1465,13 @@ next:
 }
 
 /*
- * Merge @page into the existing KSM page @kfolio.  Return 0 on success,
- * -EAGAIN if their content differs, another error if @page cannot merge.
+ * Merge @page into @kfolio, a KSM page the caller has found (by a lookup in
+ * the stable index, stable_lookup_merge(), or otherwise) and holds a
+ * reference on.  Return 0 on success, -EAGAIN if their content differs,
+ * another error if @page cannot merge.
  */
-static int merge_with_stable(struct ksm_item *item, struct page *page,
-			     struct folio *kfolio)
+static int merge_into_ksm_folio(struct ksm_item *item, struct page *page,
+				struct folio *kfolio)
 {
 	struct anon_vma *av;
 	struct ksm_node *node;
@@ -1524,8 +1526,8 @@ static bool lines_equal(struct page *page, struct page *kpage)
  * -ENOENT when there is no such KSM page, or why @page did not merge
  * into the one there is.
  */
-static int stable_merge(struct ksm_item *item, struct page *page,
-			struct ksm_key key, struct ksm_node **full)
+static int stable_lookup_merge(struct ksm_item *item, struct page *page,
+			       struct ksm_key key, struct ksm_node **full)
 {
 	bool verify = false;
 	struct folio *kfolio;
@@ -1535,7 +1537,7 @@ again:
 	kfolio = stable_find(page, key, item_domain(item), verify, full);
 	if (!kfolio)
 		return -ENOENT;
-	err = merge_with_stable(item, page, kfolio);
+	err = merge_into_ksm_folio(item, page, kfolio);
 	folio_put(kfolio);
 	if (err == -EAGAIN && !verify) {
 		/* Not that content after all: compare with each candidate. */
@@ -1704,11 +1706,13 @@ static bool smart_skip(struct ksm_item *item, struct page *page)
 }
 
 /*
- * Try to merge the page ksmd found at @item's address; returns whether the
- * item went (back) into the unstable index.  @counted: the item is still
- * counted in ksm_pages_unshared.
+ * Merge the page ksmd found at @item's address by its content, without a
+ * guess: hash it, look in the stable index, then in the unstable one.
+ * Returns whether the item went (back) into the unstable index.
+ * @counted: the item is still counted in ksm_pages_unshared.
  */
-static bool merge_page(struct ksm_item *item, struct page *page, bool counted)
+static bool merge_by_hash(struct ksm_item *item, struct page *page,
+			  bool counted)
 {
 	struct folio *folio = page_folio(page);
 	struct ksm_node *node = NULL, *full;
@@ -1729,7 +1733,7 @@ static bool merge_page(struct ksm_item *item, struct page *page, bool counted)
 		kfolio = node_folio(node, false);
 		if (kfolio) {
 			if (kfolio == folio)
-				merge_with_stable(item, page, kfolio);
+				merge_into_ksm_folio(item, page, kfolio);
 			folio_put(kfolio);
 		}
 		return false;
@@ -1751,7 +1755,7 @@ static bool merge_page(struct ksm_item *item, struct page *page, bool counted)
 	 * would pair with it and make a second KSM page beside the first,
 	 * for good; it tries again next pass.
 	 */
-	if (stable_merge(item, page, key, &full) != -ENOENT)
+	if (stable_lookup_merge(item, page, key, &full) != -ENOENT)
 		return false;
 
 	other = unstable_find(item, page, key, &opage);
@@ -1967,7 +1971,7 @@ static void guess_run_merge(void)
 		bool counted = r->counted & BIT(i);
 
 		/* A page back in the unstable index stays counted. */
-		if (ret[i] && merge_page(item, page, counted))
+		if (ret[i] && merge_by_hash(item, page, counted))
 			counted = false;
 		if (counted)
 			ksm_pages_unshared--;
@@ -2091,10 +2095,11 @@ static bool guess_take(struct ksm_item *item, struct page *page,
 }
 
 /*
- * Try to merge the page ksmd found at @item's address.  Returns true if
+ * The scanner's way in for the page ksmd found at @item's address: the
+ * guesses first (guess_take()), then merge_by_hash().  Returns true if
  * the guess run took over the reference on @page.
  */
-static bool ksm_merge_page(struct ksm_item *item, struct page *page)
+static bool merge_scanned_page(struct ksm_item *item, struct page *page)
 {
 	bool unshared = item->addr & KI_UNSTABLE;
 
@@ -2109,7 +2114,7 @@ static bool ksm_merge_page(struct ksm_item *item, struct page *page)
 		unstable_detach(&ksm_unstable, item);
 	if (guess_take(item, page, unshared))
 		return true;
-	if (!merge_page(item, page, unshared) && unshared)
+	if (!merge_by_hash(item, page, unshared) && unshared)
 		ksm_pages_unshared--;
 	return false;
 }
@@ -2129,7 +2134,7 @@ static bool ksm_merge_page(struct ksm_item *item, struct page *page)
  * A page that is still the KSM page its item was merged into is checked
  * by the walk itself, under the page table lock, and recorded without a
  * page or a reference: there is nothing more to do for it this pass
- * (merge_page() would return at once), and once most pages are merged,
+ * (merge_by_hash() would return at once), and once most pages are merged,
  * most pages are like that.
  */
 #define KSM_FOUND_MAX	32
@@ -2456,10 +2461,10 @@ next_mm:
 /*
  * Look at the KSM pages that are in chains or have no items left, and free
  * the nodes of those that are gone: nothing else would look them up, and
- * they would keep the chain counters up.  stable_prune() does this every
- * stable_node_chains_prune_millisecs.
+ * they would keep the chain counters up.  stable_prune_if_due() does this
+ * every stable_node_chains_prune_millisecs.
  */
-static void stable_prune_now(void)
+static void stable_prune_all(void)
 {
 	struct hlist_node *tmp;
 	struct ksm_node *node;
@@ -2479,7 +2484,7 @@ static void stable_prune_now(void)
 	}
 }
 
-static void stable_prune(void)
+static void stable_prune_if_due(void)
 {
 	static unsigned long last;
 
@@ -2487,7 +2492,7 @@ static void stable_prune(void)
 			msecs_to_jiffies(READ_ONCE(ksm_chain_prune_ms))))
 		return;
 	last = jiffies;
-	stable_prune_now();
+	stable_prune_all();
 }
 
 /* ------------------------------------------------------------------ */
@@ -2635,14 +2640,14 @@ static struct folio *ksm_scan_batch(unsigned int budget)
 	struct ksm_item *item;
 	struct page *page;
 
-	stable_prune();
+	stable_prune_if_due();
 	while (budget) {
 		cond_resched();
 		if (unlikely(freezing(current)))
 			break;
 		if (!ksm_next_page(&item, &page, budget))
 			break;
-		if (page && !ksm_merge_page(item, page))
+		if (page && !merge_scanned_page(item, page))
 			put_page(page);
 		ksm_pages_scanned++;
 		budget--;

@@ -409,7 +409,7 @@ static void ksm_test_unstable_pass_parity(struct kunit *test)
 	KUNIT_EXPECT_NE(test, a->addr & KI_PARITY, pass_parity());
 
 	/*
-	 * b is seen again: ksm_merge_page() detaches it, then indexes it,
+	 * b is seen again: merge_scanned_page() detaches it, then indexes it,
 	 * and pages_unshared does not move meanwhile.
 	 */
 	unstable_detach(t, b);
@@ -934,7 +934,7 @@ static void ksm_test_chain_prune(struct kunit *test)
 	KUNIT_EXPECT_EQ(test, ksm_nr_dups, dups + 3);
 
 	/* Nothing is gone: nothing is pruned. */
-	stable_prune_now();
+	stable_prune_all();
 	for (i = 0; i < 3; i++) {
 		KUNIT_EXPECT_TRUE(test, ksm_test_indexed(&c[i]));
 		KUNIT_EXPECT_TRUE(test, ksm_test_indexed(lone[i]));
@@ -944,7 +944,7 @@ static void ksm_test_chain_prune(struct kunit *test)
 	ksm_test_page_gone(&c[1]);	/* a dup without mappings */
 	ksm_test_page_gone(lone[1]);	/* a lone node without mappings */
 	ksm_test_page_gone(lone[2]);	/* a lone node with mappings */
-	stable_prune_now();
+	stable_prune_all();
 	KUNIT_EXPECT_TRUE(test, ksm_test_indexed(&c[0]));
 	KUNIT_EXPECT_FALSE(test, ksm_test_indexed(&c[1]));
 	KUNIT_EXPECT_TRUE(test, ksm_test_indexed(&c[2]));
@@ -959,7 +959,7 @@ static void ksm_test_chain_prune(struct kunit *test)
 	/* The last dup goes: the chain is no more. */
 	c[2].node->nr_maps = 0;
 	ksm_test_page_gone(&c[2]);
-	stable_prune_now();
+	stable_prune_all();
 	KUNIT_EXPECT_FALSE(test, ksm_test_indexed(&c[2]));
 	KUNIT_EXPECT_TRUE(test, list_empty(&c[0].node->dups));
 	KUNIT_EXPECT_EQ(test, ksm_nr_chains, chains);

@@ -329,7 +329,7 @@ static int fork_fail(void)
 	return kt_exit();
 }
 
-/* ---- ebusy: stable_merge()'s fallback ------------------------------- */
+/* ---- ebusy: stable_lookup_merge()'s fallback ------------------------------- */
 
 #define EBUSY_SEED	0xeb05e000
 
