@@ -94,9 +94,15 @@
  *   mmap_lock   - of one scanned mm at a time, read mode, after mmget.
  *   folio lock  - of a KSM page: needed to change its node's item array,
  *                 which rmap walkers read while they hold that lock.
+ *   PTL         - of the page table whose PTEs ksmd write-protects or
+ *                 replaces; taken inside the folio lock by
+ *                 page_vma_mapped_walk() and the helpers in mm/.
  *   ksm_list_lock - spinlock for ksm_mm_list, ksm_mm_hash and the scan
  *                 cursor's mm; taken from fork/exit/madvise without the
  *                 mutex, so nothing sleeps under it.
+ *   xa_lock     - of a ksm_mm's item xarray: taken only inside the xarray
+ *                 calls, and every change is made under ksm_mutex;
+ *                 __ksm_exit() reads xa_empty() under ksm_list_lock alone.
  *   An mm is only ever touched after mmget_not_zero(); __ksm_exit() frees
  *   the ksm_mm at once if it has no items and ksmd is not parked on it,
  *   otherwise ksmd reaps it when it finds mm_users at zero.
