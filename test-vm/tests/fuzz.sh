@@ -1,6 +1,6 @@
 # fuzz.sh [--kmemleak] [SECONDS]: Debian's trinity, a syscall fuzzer, on
 # the memory syscalls KSM meets, with every mapping it makes mergeable
-# (fuzz_exec sets PR_SET_MEMORY_MERGE before the exec), as nobody, while
+# (merge_exec sets PR_SET_MEMORY_MERGE before the exec), as nobody, while
 # ksm_fuzz keeps ksmd scanning at full speed, flips run among 1, 2 and 0,
 # throws bad values at every tunable and keeps a helper's pages checked
 # against their shadow; at the end, its checks (ksm_fuzz.c says which).
@@ -47,7 +47,7 @@ old_uffd=$(cat $uffd 2>/dev/null)
 
 echo "trinity seed $seed, $children children, ${seconds:-ksm.fuzz=} s"
 KSM_FUZZ_SEED=$seed /tests/ksm_fuzz "${seconds:-0}" -- \
-	/tests/fuzz_exec -u $nobody \
+	/tests/merge_exec -u $nobody \
 	/usr/bin/trinity -q -l off -a64 -C $children -s "$seed" \
 	-V $dir/victims --disable-fds=sockets \
 	-c mmap -c munmap -c mremap -c madvise -c mprotect -c process_madvise \

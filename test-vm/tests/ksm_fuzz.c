@@ -2,7 +2,7 @@
 /*
  * ksm_fuzz [SECONDS] -- COMMAND...: KSM under a syscall fuzzer.
  *
- * COMMAND (fuzz.sh gives trinity, started through fuzz_exec, so that all
+ * COMMAND (fuzz.sh gives trinity, started through merge_exec, so that all
  * of its memory is mergeable and it runs without privileges) runs for
  * SECONDS (0 or none: ksm.fuzz= on the kernel command line) and is then
  * stopped with SIGINT, as Ctrl-C would; its output is passed on, a few
@@ -774,7 +774,7 @@ static int exited(pid_t pid, int *status)
 }
 
 /*
- * COMMAND has exec'd (its name is neither ours nor fuzz_exec's): its mm
+ * COMMAND has exec'd (its name is neither ours nor merge_exec's): its mm
  * must have kept MMF_VM_MERGE_ANY, so that the VMAs exec made for it are
  * mergeable ("mg" in VmFlags; 6.12's ksm_stat does not show the flag).
  */
@@ -786,7 +786,7 @@ static void check_merge_any(pid_t pid)
 	snprintf(path, sizeof(path), "/proc/%d/comm", pid);
 	for (i = 0; i < 300; i++) {
 		if (kt_read_str(path, comm, sizeof(comm)) ||
-		    (strcmp(comm, "ksm_fuzz") && strcmp(comm, "fuzz_exec")))
+		    (strcmp(comm, "ksm_fuzz") && strcmp(comm, "merge_exec")))
 			break;
 		usleep(100000);
 	}

@@ -1,17 +1,21 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * fuzz_exec [-u UID] COMMAND [ARG...]: run COMMAND with every mapping it
- * will ever make mergeable, as user UID.
+ * merge_exec [-u UID] COMMAND [ARG...]: run COMMAND with every mapping it
+ * will ever make mergeable, as user UID: a launcher that does what
+ * systemd does for a unit with MemoryKSM=yes (prctl, then the unit's
+ * User=, then execve).
  *
  * PR_SET_MEMORY_MERGE (prctl 67, arg 1) sets MMF_VM_MERGE_ANY on our mm;
  * execve() carries it over to the new mm (ksm_execve()) and fork() to the
- * children's, so that trinity and every child it forks have all their
- * anonymous memory registered with KSM.  With -u, the supplementary
- * groups are dropped and the group and user ids become UID before the
- * exec: trinity then fuzzes without privileges and cannot touch
- * /sys/kernel/mm/ksm, other users' processes, or the machine itself.
- * COMMAND also gets oom_score_adj 1000, so that the OOM killer takes it,
- * not the test, and a process group of its own, which the test signals.
+ * children's, so that COMMAND and every child it forks have all their
+ * anonymous memory registered with KSM without knowing of it (fuzz.sh
+ * starts trinity so, client-memoryksm Debian's stress-ng).  With -u, the
+ * supplementary groups are dropped and the group and user ids become UID
+ * before the exec: trinity then fuzzes without privileges and cannot
+ * touch /sys/kernel/mm/ksm, other users' processes, or the machine
+ * itself.  COMMAND also gets oom_score_adj 1000, so that the OOM killer
+ * takes it, not the test, and a process group of its own, which the test
+ * signals.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -30,7 +34,7 @@
 
 static void die(const char *what)
 {
-	fprintf(stderr, "fuzz_exec: %s: %s\n", what, strerror(errno));
+	fprintf(stderr, "merge_exec: %s: %s\n", what, strerror(errno));
 	exit(127);
 }
 
@@ -44,7 +48,7 @@ int main(int argc, char **argv)
 		i = 3;
 	}
 	if (i >= argc) {
-		fprintf(stderr, "usage: fuzz_exec [-u UID] COMMAND [ARG...]\n");
+		fprintf(stderr, "usage: merge_exec [-u UID] COMMAND [ARG...]\n");
 		return 2;
 	}
 	if (setpgid(0, 0))
