@@ -16,6 +16,11 @@ BASE_TARBALL=/usr/src/linux-source-6.12.tar.xz
 UPSTREAM_KSM_FILES="mm/ksm.c include/linux/ksm.h include/trace/events/ksm.h
 Documentation/admin-guide/mm/ksm.rst Documentation/mm/ksm.rst"
 
+# Debian packages the test VM runs but this host must not install (a
+# daemon that would tune the host's own KSM): fetched and unpacked only.
+DEBS=${DEBS:-/var/cache/ksm-debs}
+VM_DEBS="ksmtuned"
+
 # ccache lives outside the clone so fresh clones on one machine share it.
 export CCACHE_DIR=${CCACHE_DIR:-/var/cache/ksm-ccache}
 export CCACHE_MAXSIZE=${CCACHE_MAXSIZE:-8G}
