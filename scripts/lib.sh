@@ -34,16 +34,60 @@ die() { printf 'error: %s\n' "$*" >&2; exit 1; }
 
 # A setup step of make check or make soak (name, command...): its output
 # goes to build/logs/<name>.out; prints "PASS <name>" or "FAIL <name>"
-# with the end of that log, appends the line to $STEP_RESULTS and
-# returns the step's status.
+# with the end of that log, appends the line to $STEP_RESULTS (when set:
+# export it for scripts/prepare) and returns the step's status.
 step() {
 	local name=$1
 	shift
 	if "$@" > "$LOGS/$name.out" 2>&1; then
-		echo "PASS $name" | tee -a "$STEP_RESULTS"
+		echo "PASS $name" | tee -a "${STEP_RESULTS:-/dev/null}"
 	else
-		echo "FAIL $name: see build/logs/$name.out" | tee -a "$STEP_RESULTS"
+		echo "FAIL $name: see build/logs/$name.out" |
+			tee -a "${STEP_RESULTS:-/dev/null}"
 		tail -n 20 "$LOGS/$name.out" | sed 's/^/    /'
 		return 1
 	fi
+}
+
+# The end of make check, soak, fuzz and kcsan, from results file $1 and
+# the start time $2 (date +%s): "<what $3> took Ns <extra $5>; <where the
+# logs are, $4>; N skipped", then, last, "N passed, N failed"; the
+# status is whether nothing failed.
+summary() {
+	local results=$1 start=$2 what=$3 where=$4 extra=${5:-}
+	local passed failed skipped
+	passed=$(grep -c '^PASS' "$results")
+	failed=$(grep -c '^FAIL' "$results")
+	skipped=$(grep -c '^SKIP' "$results")
+	echo "$what took $(( $(date +%s) - start ))s${extra:+ $extra}; $where; $skipped skipped"
+	echo "$passed passed, $failed failed"
+	[ "$failed" = 0 ]
+}
+
+# ---- patches/*.patch ------------------------------------------------
+# A patch of ours is a mail: "From: author", "Subject: [PATCH] subject",
+# a blank line, the body, then "---" and the diff (or a bare diff).
+
+# The patches series names, in order; comments and blank lines skipped.
+series_patches() {
+	local p
+	while read -r p _; do
+		case "$p" in ''|'#'*) continue ;; esac
+		printf '%s\n' "$p"
+	done < "$ROOT/series"
+}
+
+# A patch's author: its first From: line, before the first blank line.
+patch_author() {
+	sed -n 's/^From: \(.*\)$/\1/p;/^$/q' "$1" | head -n 1
+}
+
+# A patch's commit message: the subject without its [PATCH ...] tag,
+# then the body up to the "---" line or the diff.
+patch_message() {
+	awk '/^(---|diff |Index: )/ { exit }
+	     /^From: / && !h { next }
+	     /^Subject: / && !h { sub(/^Subject: (\[[^]]*\] *)?/, ""); print; next }
+	     /^$/ { h = 1 }
+	     h { print }' "$1"
 }
