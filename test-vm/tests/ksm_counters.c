@@ -27,7 +27,7 @@
 #define WACROSS	4
 #define WZERO	2
 
-enum { CMD_STAT = 1, CMD_CHECK, CMD_WRITE };
+enum { CMD_STAT = KSM_AB_CMD, CMD_WRITE };
 
 /* What one process should show. */
 struct expect {
@@ -49,16 +49,12 @@ static uint64_t seed_of(int who, int i)
 	return 900001 * (who + 1) + i;
 }
 
-static void populate(char *mem, int who)
+/* The zero pages are 0: faulted in, zero. */
+static uint64_t content_of(int who, int i)
 {
-	int i;
-
-	for (i = 0; i < NPAGES; i++) {
-		if (i >= ZERO0 && i < UNIQ0)
-			memset(mem + i * ps, 0, ps);	/* faulted in, zero */
-		else
-			kt_fill(mem + i * ps, ps, seed_of(who, i));
-	}
+	if (i >= ZERO0 && i < UNIQ0)
+		return 0;
+	return seed_of(who, i);
 }
 
 static void stat_self(char *mem, int who)
@@ -84,29 +80,17 @@ static void write_some(char *mem, char *shadow)
 		kt_poke(mem, shadow, (ZERO0 + i) * ps + 8, 'z' + i);
 }
 
-static int child(struct kt_proc *p, int who)
+static void serve(struct ksm_ab *c, long cmd)
 {
-	char *mem = kt_map(NPAGES), *shadow;
-	long cmd;
-
-	kt_who = who ? "B: " : "A: ";
-	populate(mem, who);
-	shadow = kt_shadow(mem, NPAGES);
-	if (madvise(mem, NPAGES * ps, MADV_MERGEABLE))
-		kt_die("madvise(MADV_MERGEABLE)");
-	kt_put(p->up, 0);
-	while ((cmd = kt_get(p->down)) > 0) {
-		if (cmd == CMD_STAT)
-			stat_self(mem, who);
-		if (cmd == CMD_CHECK)
-			kt_check(kt_diff(mem, shadow, NPAGES, "memory") == 0,
-				 "every page matches the shadow");
-		if (cmd == CMD_WRITE)
-			write_some(mem, shadow);
-		kt_put(p->up, kt_failures);
-	}
-	kt_child_exit();
+	if (cmd == CMD_STAT)
+		stat_self(c->mem, c->who);
+	if (cmd == CMD_WRITE)
+		write_some(c->mem, c->shadow);
 }
+
+static const struct ksm_ab_ops ab = {
+	.npages = NPAGES, .seed = content_of, .serve = serve,
+};
 
 static void check_global(const char *when, long shared, long sharing,
 			 long unshared, long zero)
@@ -184,8 +168,8 @@ static void check_both(const char *when, struct kt_proc *kid,
 	kt_check(isz[0] == isz[1], "%s: A and B imply the same item size "
 		 "(%ld, %ld)", when, isz[0], isz[1]);
 	check_profit(when, isz[0], e[0].items + e[1].items);
-	kt_check(kt_ask(&kid[0], CMD_CHECK) == 0 &&
-		 kt_ask(&kid[1], CMD_CHECK) == 0,
+	kt_check(kt_ask(&kid[0], KSM_AB_CHECK) == 0 &&
+		 kt_ask(&kid[1], KSM_AB_CHECK) == 0,
 		 "%s: A and B match their shadows", when);
 }
 
@@ -257,13 +241,9 @@ int main(void)
 		 kt_merging_pages(0) == 0,
 		 "a process that never asked for KSM shows zeros in ksm_stat");
 	ksm_must_set("use_zero_pages", 1);
-	for (who = 0; who < 2; who++) {
-		if (!kt_spawn(&kid[who]))
-			return child(&kid[who], who);
-		if (kt_get(kid[who].up) != 0)
-			kt_die("child setup");
+	ksm_ab_start(kid, &ab);
+	for (who = 0; who < 2; who++)
 		expect_merged(&e[who]);
-	}
 	ksm_go(1000, 10);
 	check_global("merged", NACROSS + 2, NACROSS + 2 * (NWITHIN - 1),
 		     2 * NUNIQUE, 2 * NZERO);

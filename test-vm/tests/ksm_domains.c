@@ -36,7 +36,6 @@
 #define NZERO	8
 #define NPAGES	(NACROSS + 2 * NPAIRS + NZERO)
 #define BASE	((char *)0x5a0000000000UL)
-#define CG	"/sys/fs/cgroup/"
 
 static size_t ps;
 
@@ -108,15 +107,6 @@ static int worker(int who, int down, int up)
 
 enum { IN_PLACE, IN_CGROUP_A, IN_CGROUP_B, IN_USERNS };
 
-static void join_cgroup(const char *name)
-{
-	char path[128];
-
-	snprintf(path, sizeof(path), CG "%s/cgroup.procs", name);
-	if (kt_write(path, "0"))
-		kt_die("joining a cgroup");
-}
-
 /* Start worker @who where @where says; returns its pid. */
 static pid_t start_worker(struct kt_proc *w, int who, int where,
 			  const char *self)
@@ -129,9 +119,9 @@ static pid_t start_worker(struct kt_proc *w, int who, int where,
 		return w->pid;
 	}
 	if (where == IN_CGROUP_A)
-		join_cgroup("ksm-a");
+		kt_cg_join("ksm-a");
 	if (where == IN_CGROUP_B)
-		join_cgroup("ksm-b");
+		kt_cg_join("ksm-b");
 	if (where == IN_USERNS) {
 		/* exec: only a new mm takes the new namespace as its own */
 		if (unshare(CLONE_NEWUSER))
@@ -181,10 +171,9 @@ static int fork_merged_cond(void *arg)
 
 static void make_cgroups(void)
 {
-	if (kt_write(CG "cgroup.subtree_control", "+memory"))
-		kt_skip("no memory cgroup controller");
-	mkdir(CG "ksm-a", 0755);
-	mkdir(CG "ksm-b", 0755);
+	kt_cg_memory();
+	kt_cg_make("ksm-a");
+	kt_cg_make("ksm-b");
 }
 
 static int check_policy(const char *policy, const char *self)
@@ -256,8 +245,8 @@ static int check_policy(const char *policy, const char *self)
 		kt_check(kt_finish(&w[who]) == 0, "worker %d exits cleanly", who);
 	ksm_must_set("run", 2);
 	if (!strcmp(policy, "cgroup")) {
-		rmdir(CG "ksm-a");
-		rmdir(CG "ksm-b");
+		kt_cg_remove("ksm-a");
+		kt_cg_remove("ksm-b");
 	}
 	return kt_exit();
 }
@@ -306,7 +295,7 @@ static int check_cgroup_move(const char *self)
 	kt_check(unshared_is(&want),
 		 "X's %d across pages are in the unstable index", NACROSS);
 	snprintf(val, sizeof(val), "%d", x);
-	kt_check(!kt_write(CG "ksm-b/cgroup.procs", val),
+	kt_check(!kt_cg_write("ksm-b", "cgroup.procs", val),
 		 "X moves to cgroup B during ksmd's nap");
 	kt_check(ksm_get("full_scans") == 0 &&
 		 ksm_get("pages_scanned") - scanned == NPAGES,
@@ -333,8 +322,8 @@ static int check_cgroup_move(const char *self)
 	for (n = 0; n < 3; n++)
 		kt_check(kt_finish(&w[n]) == 0, "worker %d exits cleanly", n);
 	ksm_must_set("run", 2);
-	rmdir(CG "ksm-a");
-	rmdir(CG "ksm-b");
+	kt_cg_remove("ksm-a");
+	kt_cg_remove("ksm-b");
 	return kt_exit();
 }
 

@@ -939,23 +939,9 @@ static long forks(void)
 	return n;
 }
 
-/* SECONDS from the argument, or from ksm.fuzz= on the kernel command line. */
-static int duration(int argc, char **argv)
-{
-	char cmdline[4096], *p;
-	int seconds = argc > 1 ? atoi(argv[1]) : 0;
-
-	if (seconds > 0)
-		return seconds;
-	kt_read_str("/proc/cmdline", cmdline, sizeof(cmdline));
-	p = strstr(cmdline, "ksm.fuzz=");
-	seconds = p ? atoi(p + strlen("ksm.fuzz=")) : 0;
-	return seconds > 0 ? seconds : 120;
-}
-
 int main(int argc, char **argv)
 {
-	int seconds = duration(argc, argv), i, left;
+	int seconds = kt_seconds(argc, argv, "ksm.fuzz=", 120), i, left;
 	unsigned int seed = time(NULL) ^ getpid() << 16;
 	long cow = kt_vmstat("cow_ksm"), forked = forks();
 	struct kt_proc help;

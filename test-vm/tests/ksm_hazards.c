@@ -489,52 +489,15 @@ static int hazard_longterm_pin(void)
 
 /* ---- memory cgroups (9, 14) ----------------------------------------- */
 
-#define CG	"/sys/fs/cgroup/"
-
+/* The memory cgroup of hazards 9 and 14 (ksm_lib.h's helpers). */
 static char cg_name[64];
-
-static int cg_write(const char *file, const char *val)
-{
-	char path[160];
-
-	snprintf(path, sizeof(path), CG "%s/%s", cg_name, file);
-	return kt_write(path, val);
-}
-
-static long cg_read(const char *file)
-{
-	char path[160];
-
-	snprintf(path, sizeof(path), CG "%s/%s", cg_name, file);
-	return kt_read_long(path);
-}
-
-/* A counter of memory.events ("oom_kill", "max", ...). */
-static long cg_event(const char *key)
-{
-	char path[160], k[64];
-	long v, found = -1;
-	FILE *f;
-
-	snprintf(path, sizeof(path), CG "%s/memory.events", cg_name);
-	f = fopen(path, "r");
-	while (f && fscanf(f, "%63s %ld", k, &v) == 2)
-		if (!strcmp(k, key))
-			found = v;
-	if (f)
-		fclose(f);
-	return found;
-}
 
 static void cg_remove(void)
 {
-	char path[160];
-
 	if (getpid() != ksm_saved.owner)
 		return;
 	kt_kill_kids();		/* a cgroup with tasks cannot go */
-	snprintf(path, sizeof(path), CG "%s", cg_name);
-	rmdir(path);
+	kt_cg_remove(cg_name);
 }
 
 /*
@@ -543,26 +506,14 @@ static void cg_remove(void)
  */
 static void cg_make(const char *name)
 {
-	char path[160];
-
 	snprintf(cg_name, sizeof(cg_name), "%s", name);
-	if (kt_write(CG "cgroup.subtree_control", "+memory"))
-		kt_skip("no memory cgroup controller");
-	snprintf(path, sizeof(path), CG "%s", name);
-	if (mkdir(path, 0755) && errno != EEXIST)
-		kt_die("mkdir of a memory cgroup");
+	kt_cg_memory();
+	kt_cg_make(name);
 	atexit(cg_remove);
-	if (cg_write("memory.swap.max", "0"))
+	if (kt_cg_write(cg_name, "memory.swap.max", "0"))
 		kt_skip("no memory.swap.max (swap accounting)");
-	if (cg_write("memory.max", "max"))
+	if (kt_cg_write(cg_name, "memory.max", "max"))
 		kt_die("memory.max");
-}
-
-/* The calling process moves into our cgroup. */
-static void cg_join(void)
-{
-	if (cg_write("cgroup.procs", "0"))
-		kt_die("joining the memory cgroup");
 }
 
 /*
@@ -571,12 +522,12 @@ static void cg_join(void)
  */
 static void cg_drained(const char *when)
 {
-	long cur = cg_read("memory.current");
+	long cur = kt_cg_read(cg_name, "memory.current");
 	int i;
 
 	for (i = 0; i < 100 && cur >= 2 << 20; i++) {
 		usleep(100000);
-		cur = cg_read("memory.current");
+		cur = kt_cg_read(cg_name, "memory.current");
 	}
 	kt_check(cur >= 0 && cur < 2 << 20,
 		 "%s: the cgroup is charged for %ld kB, under 2 MiB", when,
@@ -586,11 +537,11 @@ static void cg_drained(const char *when)
 /* memory.max = what the cgroup uses now plus @kb. */
 static void cg_limit_above_current(long kb)
 {
-	long cur = cg_read("memory.current");
+	long cur = kt_cg_read(cg_name, "memory.current");
 	char val[32];
 
 	snprintf(val, sizeof(val), "%ld", cur + kb * 1024);
-	if (cg_write("memory.max", val))
+	if (kt_cg_write(cg_name, "memory.max", val))
 		kt_die("memory.max");
 	kt_note("memory.max = %ld kB: memory.current %ld kB + %ld kB",
 		(cur >> 10) + kb, cur >> 10, kb);
@@ -622,7 +573,7 @@ static void victim(struct kt_proc *v, size_t pages, int hog)
 
 	kt_who = "victim: ";
 	munmap(mem, NPAGES * ps);	/* the survivor's pairs, inherited */
-	cg_join();
+	kt_cg_join(cg_name);
 	kt_write("/proc/self/oom_score_adj", "1000");
 	mem = kt_map(pages);
 	for (i = 0; i < pages; i++)
@@ -682,7 +633,7 @@ static int hazard_oom(void)
 	ksm_go(1000, 0);
 
 	/* killed by its cgroup's OOM while ksmd merges and scans it */
-	if (cg_write("memory.max", "24M"))
+	if (kt_cg_write(cg_name, "memory.max", "24M"))
 		kt_die("memory.max");
 	vstat = kt_shared(sizeof(*vstat));
 	if (!kt_spawn(&v))
@@ -691,9 +642,9 @@ static int hazard_oom(void)
 		kt_die("victim setup");
 	t0 = time(NULL);
 	ret = kt_finish(&v);
-	kt_check(ret == 128 + SIGKILL && cg_event("oom_kill") == 1,
+	kt_check(ret == 128 + SIGKILL && kt_cg_event(cg_name, "oom_kill") == 1,
 		 "the victim was OOM-killed (exit %d after %ld s, oom_kill "
-		 "%ld)", ret, (long)(time(NULL) - t0), cg_event("oom_kill"));
+		 "%ld)", ret, (long)(time(NULL) - t0), kt_cg_event(cg_name, "oom_kill"));
 	kt_check(vstat->items > V_PAGES && vstat->merging > V_PAGES / 4,
 		 "while ksmd scanned and merged it: last seen with %ld of "
 		 "its pages filled, %ld KSM items, %ld merged",
@@ -703,9 +654,9 @@ static int hazard_oom(void)
 	cg_drained("after the OOM kill");
 
 	/* killed by its cgroup's OOM while run=2 unmerges it */
-	if (cg_write("memory.max", "max"))
+	if (kt_cg_write(cg_name, "memory.max", "max"))
 		kt_die("memory.max");
-	kills = cg_event("oom_kill");
+	kills = kt_cg_event(cg_name, "oom_kill");
 	if (!kt_spawn(&v))
 		victim(&v, V2_PAGES, 0);
 	if (kt_get(v.up) != 0)
@@ -720,9 +671,9 @@ static int hazard_oom(void)
 	kt_check(!ret || ret == -ENOMEM, "run=2 succeeds or fails with "
 		 "ENOMEM");
 	ret = kt_finish(&v);
-	kt_check(ret == 128 + SIGKILL && cg_event("oom_kill") == kills + 1,
+	kt_check(ret == 128 + SIGKILL && kt_cg_event(cg_name, "oom_kill") == kills + 1,
 		 "the victim was OOM-killed during run=2 (exit %d, oom_kill "
-		 "%ld)", ret, cg_event("oom_kill"));
+		 "%ld)", ret, kt_cg_event(cg_name, "oom_kill"));
 	kt_check(ksm_set("run", "2") == 0 && ksm_all_zero(),
 		 "run=2 again: done, every counter 0");
 	cg_drained("after the OOM kill during run=2");
@@ -798,7 +749,7 @@ static void tenant(struct kt_proc *t, int killable)
 	int i;
 
 	kt_who = "tenant: ";
-	cg_join();
+	kt_cg_join(cg_name);
 	if (!killable && kt_write("/proc/self/oom_score_adj", "-1000"))
 		kt_die("oom_score_adj");
 	mem = kt_map(T_PAGES);
@@ -876,8 +827,8 @@ static void tenant_after_failure(struct kt_proc *t, const char *what)
 {
 	int ksm;
 
-	kt_check(cg_read("memory.current") <= cg_read("memory.max") &&
-		 cg_event("oom_kill") == 0,
+	kt_check(kt_cg_read(cg_name, "memory.current") <= kt_cg_read(cg_name, "memory.max") &&
+		 kt_cg_event(cg_name, "oom_kill") == 0,
 		 "%s: the limit held, nothing was OOM-killed", what);
 	/* room for the checks' own allocations (seq_file buffers) */
 	cg_limit_above_current(2048);
@@ -1007,7 +958,7 @@ static int hazard_memcg_unmerge(void)
 	kt_check(err == EAGAIN || err == ENOMEM,
 		 "MADV_UNMERGEABLE over memory.max fails with EAGAIN or ENOMEM "
 		 "(%s)", err > 0 ? strerror(err) : "it succeeded");
-	kt_check(cg_event("max") > 0, "the unmerge ran into memory.max");
+	kt_check(kt_cg_event(cg_name, "max") > 0, "the unmerge ran into memory.max");
 	tenant_after_failure(&t, "MADV_UNMERGEABLE");
 
 	/* run=2: the write fails with ENOMEM and leaves run at 0 (stop) */
@@ -1019,7 +970,7 @@ static int hazard_memcg_unmerge(void)
 	tenant_after_failure(&t, "run=2");
 
 	/* with room for the copies, both succeed */
-	if (cg_write("memory.max", "max"))
+	if (kt_cg_write(cg_name, "memory.max", "max"))
 		kt_die("memory.max");
 	kt_check(kt_ask(&t, T_UNMERGE) == 0,
 		 "without the limit MADV_UNMERGEABLE succeeds");
@@ -1057,9 +1008,9 @@ static int hazard_memcg_unmerge(void)
 		kt_check(err == -1, "the killable tenant's unmerge did not "
 			 "succeed over the limit (%ld)", (long)err);
 		err = kt_finish(&t);
-		kt_check(err == 128 + SIGKILL && cg_event("oom_kill") > 0,
+		kt_check(err == 128 + SIGKILL && kt_cg_event(cg_name, "oom_kill") > 0,
 			 "the OOM killer killed the tenant (exit %d, "
-			 "oom_kill %ld)", err, cg_event("oom_kill"));
+			 "oom_kill %ld)", err, kt_cg_event(cg_name, "oom_kill"));
 	}
 	ksm_expect("the tenant is gone", 0, 0, 0);
 	cg_drained("the tenant is gone");

@@ -20,7 +20,7 @@
 #define NPAGES	(NACROSS + NWITHIN + NUNIQUE)
 #define NWRITE	10
 
-enum { CMD_PFNS = 1, CMD_CHECK, CMD_WRITE };
+enum { CMD_PFNS = KSM_AB_CMD, CMD_WRITE };
 
 struct shared {
 	uint64_t pfn[2][NPAGES];
@@ -53,39 +53,26 @@ static int written(int who, int i)
 	return i == NACROSS + who;		/* one within page each */
 }
 
-static int child(struct kt_proc *p, int who)
+static void serve(struct ksm_ab *c, long cmd)
 {
-	char *mem = kt_map(NPAGES), *shadow;
-	long cmd;
 	int i;
 
-	kt_who = who ? "B: " : "A: ";
-	for (i = 0; i < NPAGES; i++)
-		kt_fill(mem + i * ps, ps, seed_of(who, i));
-	shadow = kt_shadow(mem, NPAGES);
-	if (madvise(mem, NPAGES * ps, MADV_MERGEABLE))
-		kt_die("madvise(MADV_MERGEABLE)");
-	kt_put(p->up, 0);
-	while ((cmd = kt_get(p->down)) > 0) {
-		switch (cmd) {
-		case CMD_PFNS:
-			kt_pfns(mem, NPAGES, sh->pfn[who]);
-			break;
-		case CMD_CHECK:
-			kt_check(kt_diff(mem, shadow, NPAGES, "memory") == 0,
-				 "every page matches the shadow");
-			break;
-		case CMD_WRITE:
-			for (i = 0; i < NPAGES; i++)
-				if (written(who, i))
-					kt_poke(mem, shadow, i * ps + 100 + who,
-						mem[i * ps + 100 + who] ^ 0x5a);
-			break;
-		}
-		kt_put(p->up, kt_failures);
+	switch (cmd) {
+	case CMD_PFNS:
+		kt_pfns(c->mem, NPAGES, sh->pfn[c->who]);
+		break;
+	case CMD_WRITE:
+		for (i = 0; i < NPAGES; i++)
+			if (written(c->who, i))
+				kt_poke(c->mem, c->shadow, i * ps + 100 + c->who,
+					c->mem[i * ps + 100 + c->who] ^ 0x5a);
+		break;
 	}
-	kt_child_exit();
 }
+
+static const struct ksm_ab_ops ab = {
+	.npages = NPAGES, .seed = seed_of, .serve = serve,
+};
 
 /* Pairs of pages whose frame sharing is not what their contents say. */
 static int wrong_pairs(void)
@@ -137,11 +124,6 @@ static int wrong_flags(void)
 	return bad;
 }
 
-static int ask_both(struct kt_proc *kid, long cmd)
-{
-	return kt_ask(&kid[0], cmd) != 0 || kt_ask(&kid[1], cmd) != 0;
-}
-
 /* The write phase: each process writes its pages, cow_ksm counts them. */
 static void write_phase(struct kt_proc *kid, struct shared *before)
 {
@@ -155,9 +137,9 @@ static void write_phase(struct kt_proc *kid, struct shared *before)
 			 "%c's %d writes to merged pages made %ld copies (cow_ksm)",
 			 "AB"[who], NWRITE + 1, kt_vmstat("cow_ksm") - cow);
 	}
-	kt_check(ask_both(kid, CMD_CHECK) == 0,
+	kt_check(ksm_ab_ask(kid, KSM_AB_CHECK) == 0,
 		 "after the writes, both match their shadows: no write leaked");
-	ask_both(kid, CMD_PFNS);
+	ksm_ab_ask(kid, CMD_PFNS);
 	for (who = 0, moved = kept = 0; who < 2; who++) {
 		for (i = 0; i < NPAGES; i++) {
 			if (written(who, i))
@@ -179,21 +161,18 @@ int main(void)
 	long shared = NACROSS + 2, sharing = NACROSS + 2 * (NWITHIN - 1);
 	struct kt_proc kid[2];
 	struct shared before;
-	int who;
 
 	ksm_begin();
 	ps = kt_ps();
 	sh = kt_shared(sizeof(*sh));
-	who = kt_spawn_ready(kid, 2);
-	if (who >= 0)
-		return child(&kid[who], who);
+	ksm_ab_start(kid, &ab);
 
 	ksm_go(1000, 10);
 	ksm_expect("merged", shared, sharing, 2 * NUNIQUE);
 	ksm_print("merged");
-	kt_check(ask_both(kid, CMD_CHECK) == 0,
+	kt_check(ksm_ab_ask(kid, KSM_AB_CHECK) == 0,
 		 "after merging, both match their shadows");
-	ask_both(kid, CMD_PFNS);
+	ksm_ab_ask(kid, CMD_PFNS);
 	kt_check(wrong_pairs() == 0,
 		 "pages share a frame exactly when their contents are equal "
 		 "(across, within, unique)");
@@ -202,7 +181,6 @@ int main(void)
 	before = *sh;
 
 	write_phase(kid, &before);
-	for (who = 0; who < 2; who++)
-		kt_check(kt_finish(&kid[who]) == 0, "%c exits cleanly", "AB"[who]);
+	ksm_ab_finish(kid);
 	return kt_exit();
 }

@@ -11,7 +11,7 @@
 
 #define NPAGES	64
 
-enum { CMD_PFNS = 1, CMD_NODES, CMD_MOVE, CMD_CHECK, CMD_WRITE };
+enum { CMD_PFNS = KSM_AB_CMD, CMD_NODES, CMD_MOVE, CMD_WRITE };
 
 static size_t ps;
 static struct {
@@ -48,41 +48,29 @@ static void move_all(char *mem)
 	sh->tries = try + 1;
 }
 
-static int child(struct kt_proc *p, int who)
+static uint64_t seed_of(int who, int i)
 {
-	char *mem = kt_map(NPAGES), *shadow;
-	long cmd;
+	return 5151 + i;
+}
+
+static void serve(struct ksm_ab *c, long cmd)
+{
 	int i;
 
-	kt_who = who ? "B: " : "A: ";
-	for (i = 0; i < NPAGES; i++)
-		kt_fill(mem + i * ps, ps, 5151 + i);
-	shadow = kt_shadow(mem, NPAGES);
-	if (madvise(mem, NPAGES * ps, MADV_MERGEABLE))
-		kt_die("madvise(MADV_MERGEABLE)");
-	kt_put(p->up, 0);
-	while ((cmd = kt_get(p->down)) > 0) {
-		if (cmd == CMD_PFNS)
-			kt_pfns(mem, NPAGES, sh->pfn[who]);
-		if (cmd == CMD_NODES)
-			for (i = 0; i < NPAGES; i++)
-				sh->node[who][i] = kt_page_node(mem + i * ps);
-		if (cmd == CMD_MOVE)
-			move_all(mem);
-		if (cmd == CMD_CHECK)
-			kt_check(kt_diff(mem, shadow, NPAGES, "memory") == 0,
-				 "every page matches the shadow");
-		if (cmd == CMD_WRITE)
-			kt_poke(mem, shadow, 5 * ps + 5, mem[5 * ps + 5] ^ 1);
-		kt_put(p->up, kt_failures);
-	}
-	kt_child_exit();
+	if (cmd == CMD_PFNS)
+		kt_pfns(c->mem, NPAGES, sh->pfn[c->who]);
+	if (cmd == CMD_NODES)
+		for (i = 0; i < NPAGES; i++)
+			sh->node[c->who][i] = kt_page_node(c->mem + i * ps);
+	if (cmd == CMD_MOVE)
+		move_all(c->mem);
+	if (cmd == CMD_WRITE)
+		kt_poke(c->mem, c->shadow, 5 * ps + 5, c->mem[5 * ps + 5] ^ 1);
 }
 
-static int ask_both(struct kt_proc *kid, long cmd)
-{
-	return kt_ask(&kid[0], cmd) != 0 || kt_ask(&kid[1], cmd) != 0;
-}
+static const struct ksm_ab_ops ab = {
+	.npages = NPAGES, .seed = seed_of, .serve = serve,
+};
 
 /* Pages whose frame differs between A and B, or sits on another node. */
 static int misplaced(int node)
@@ -106,15 +94,15 @@ static void migrate_to(struct kt_proc *kid, int node)
 		 "move_pages to node %d: rc %d, %d of %d pages there after %d "
 		 "call(s) (a page's status: %d)", node, sh->rc, sh->moved,
 		 NPAGES, sh->tries, sh->status);
-	ask_both(kid, CMD_PFNS);
-	ask_both(kid, CMD_NODES);
+	ksm_ab_ask(kid, CMD_PFNS);
+	ksm_ab_ask(kid, CMD_NODES);
 	kt_check(sh->pfn[0][0] != before,
 		 "the KSM pages got new frames (%#lx -> %#lx)", (long)before,
 		 (long)sh->pfn[0][0]);
 	kt_check(misplaced(node) == 0,
 		 "A and B map the same frame for every page, on node %d "
 		 "(%d pages not)", node, misplaced(node));
-	kt_check(ask_both(kid, CMD_CHECK) == 0, "both match their shadows");
+	kt_check(ksm_ab_ask(kid, KSM_AB_CHECK) == 0, "both match their shadows");
 	ksm_wait_scans(2, 300);
 	kt_check(ksm_get("pages_shared") == NPAGES &&
 		 ksm_get("pages_sharing") == NPAGES &&
@@ -122,27 +110,25 @@ static void migrate_to(struct kt_proc *kid, int node)
 		 kt_merging_pages(kid[1].pid) == NPAGES,
 		 "two scans later the counters are unchanged (shared %ld, "
 		 "sharing %ld)", ksm_get("pages_shared"), ksm_get("pages_sharing"));
-	ask_both(kid, CMD_PFNS);
+	ksm_ab_ask(kid, CMD_PFNS);
 	kt_check(misplaced(-1) == 0, "and the pages are still merged");
 }
 
 int main(void)
 {
 	struct kt_proc kid[2];
-	int who, home;
+	int home;
 
 	ksm_begin();
 	if (access("/sys/devices/system/node/node1", F_OK))
 		kt_skip("needs two NUMA nodes");
 	ps = kt_ps();
 	sh = kt_shared(sizeof(*sh));
-	who = kt_spawn_ready(kid, 2);
-	if (who >= 0)
-		return child(&kid[who], who);
+	ksm_ab_start(kid, &ab);
 	ksm_go(1000, 10);
 	ksm_expect("merged", NPAGES, NPAGES, 0);
-	ask_both(kid, CMD_PFNS);
-	ask_both(kid, CMD_NODES);
+	ksm_ab_ask(kid, CMD_PFNS);
+	ksm_ab_ask(kid, CMD_NODES);
 	home = sh->node[0][0];
 	kt_check(home >= 0 && misplaced(home) == 0,
 		 "A and B map the same frames, on node %d", home);
@@ -151,13 +137,12 @@ int main(void)
 	migrate_to(kid, !home);
 	migrate_to(kid, home);
 	kt_ask(&kid[1], CMD_WRITE);
-	kt_check(ask_both(kid, CMD_CHECK) == 0,
+	kt_check(ksm_ab_ask(kid, KSM_AB_CHECK) == 0,
 		 "after B writes a migrated KSM page, both match their shadows");
-	ask_both(kid, CMD_PFNS);
+	ksm_ab_ask(kid, CMD_PFNS);
 	kt_check(sh->pfn[0][5] != sh->pfn[1][5] && misplaced(-1) == 1,
 		 "only the written page differs between A and B");
-	for (who = 0; who < 2; who++)
-		kt_check(kt_finish(&kid[who]) == 0, "%c exits cleanly", "AB"[who]);
+	ksm_ab_finish(kid);
 	kt_check(ksm_wait_for(ksm_zero_cond, NULL, 6, 300) == 0,
 		 "after both exited, ksmd brings every counter back to 0");
 	return kt_exit();

@@ -555,25 +555,11 @@ static pid_t spawn_cmd(char **argv, int seconds)
 	return pid;
 }
 
-/* SECONDS from the argument, or from ksm.soak= on the kernel command line. */
-static int duration(int argc, char **argv)
-{
-	char cmdline[4096], *p;
-	int seconds = argc > 1 ? atoi(argv[1]) : 0;
-
-	if (seconds > 0)
-		return seconds;
-	kt_read_str("/proc/cmdline", cmdline, sizeof(cmdline));
-	p = strstr(cmdline, "ksm.soak=");
-	seconds = p ? atoi(p + strlen("ksm.soak=")) : 0;
-	return seconds > 0 ? seconds : 60;
-}
-
 int main(int argc, char **argv)
 {
 	struct kt_proc kid[NWORKERS];
 	long before[NVMSTATS], after[NVMSTATS], ops = 0;
-	int seconds = duration(argc, argv), i, rc, bad = 0;
+	int seconds = kt_seconds(argc, argv, "ksm.soak=", 60), i, rc, bad = 0;
 	unsigned int seed = time(NULL) ^ getpid() << 16;
 	pid_t ctl, cmd = 0;
 	char **extra = NULL;

@@ -27,8 +27,8 @@ struct life {
 static void verify(struct life *l, const char *step, size_t from, size_t n)
 {
 	if (kt_diff(l->mem + from * ps, l->shadow + from * ps, n, step)) {
-		printf("%snot ok: memory differs from the shadow after %s\n",
-		       kt_who, step);
+		kt_note("not ok: memory differs from the shadow after %s",
+			step);
 		l->bad++;
 	}
 }

@@ -18,7 +18,7 @@
 
 #define NPAGES	64
 
-enum { CMD_CHECK = 1, CMD_UNMAP, CMD_MAP, CMD_PAGEOUT, CMD_SWAPPED,
+enum { CMD_UNMAP = KSM_AB_CMD, CMD_MAP, CMD_PAGEOUT, CMD_SWAPPED,
 	CMD_WRITE };
 
 static size_t ps;
@@ -26,66 +26,40 @@ static struct {
 	int swapped;
 } *sh;
 
-static char *map_filled(char **shadow)
+static uint64_t seed_of(int who, int i)
 {
-	char *mem = kt_map(NPAGES);
-	int i;
-
-	for (i = 0; i < NPAGES; i++)
-		kt_fill(mem + i * ps, ps, 8080 + i);
-	*shadow = kt_shadow(mem, NPAGES);
-	if (madvise(mem, NPAGES * ps, MADV_MERGEABLE))
-		kt_die("madvise(MADV_MERGEABLE)");
-	return mem;
+	return 8080 + i;
 }
 
-static void serve(char **mem, char **shadow, long cmd)
+static void serve(struct ksm_ab *c, long cmd);
+
+static const struct ksm_ab_ops ab = {
+	.npages = NPAGES, .seed = seed_of, .serve = serve,
+};
+
+static void serve(struct ksm_ab *c, long cmd)
 {
 	int i;
 
-	if (cmd == CMD_CHECK)
-		kt_check(kt_diff(*mem, *shadow, NPAGES, "memory") == 0,
-			 "every page matches the shadow");
-	if (cmd == CMD_UNMAP && munmap(*mem, NPAGES * ps))
+	if (cmd == CMD_UNMAP && munmap(c->mem, NPAGES * ps))
 		kt_die("munmap");
 	if (cmd == CMD_MAP)
-		*mem = map_filled(shadow);
-	if (cmd == CMD_PAGEOUT && madvise(*mem, NPAGES * ps, MADV_PAGEOUT))
+		ksm_ab_map(c, &ab, 0);
+	if (cmd == CMD_PAGEOUT && madvise(c->mem, NPAGES * ps, MADV_PAGEOUT))
 		kt_die("madvise(MADV_PAGEOUT)");
 	if (cmd == CMD_SWAPPED)
 		for (i = 0, sh->swapped = 0; i < NPAGES; i++)
-			sh->swapped += kt_swapped(*mem + i * ps);
+			sh->swapped += kt_swapped(c->mem + i * ps);
 	if (cmd == CMD_WRITE)
-		kt_poke(*mem, *shadow, 3 * ps, 'w');
-}
-
-static int child(struct kt_proc *p, int who)
-{
-	char *mem, *shadow;
-	long cmd;
-
-	kt_who = who ? "B: " : "A: ";
-	mem = map_filled(&shadow);
-	kt_put(p->up, 0);
-	while ((cmd = kt_get(p->down)) > 0) {
-		serve(&mem, &shadow, cmd);
-		kt_put(p->up, kt_failures);
-	}
-	kt_child_exit();
+		kt_poke(c->mem, c->shadow, 3 * ps, 'w');
 }
 
 /* A and B merged, then A alone maps the KSM pages and pushes them out. */
 static void swap_out(struct kt_proc *kid)
 {
 	long out = kt_vmstat("pswpout");
-	int who;
 
-	for (who = 0; who < 2; who++) {
-		if (!kt_spawn(&kid[who]))
-			exit(child(&kid[who], who));
-		if (kt_get(kid[who].up) != 0)
-			kt_die("child setup");
-	}
+	ksm_ab_start(kid, &ab);
 	ksm_expect("merged", NPAGES, NPAGES, 0);
 	kt_ask(&kid[1], CMD_UNMAP);
 	kt_ask(&kid[0], CMD_PAGEOUT);
@@ -103,20 +77,17 @@ static void swap_in(struct kt_proc *kid)
 {
 	long in = kt_vmstat("pswpin");
 
-	kt_check(kt_ask(&kid[0], CMD_CHECK) == 0,
+	kt_check(kt_ask(&kid[0], KSM_AB_CHECK) == 0,
 		 "A reads them back equal to its shadow");
 	kt_check(kt_vmstat("pswpin") > in, "pswpin rose");
 	kt_ask(&kid[0], CMD_WRITE);
-	kt_check(kt_ask(&kid[0], CMD_CHECK) == 0,
+	kt_check(kt_ask(&kid[0], KSM_AB_CHECK) == 0,
 		 "a write after swap-in lands, A matches its shadow");
 }
 
 static void stop(struct kt_proc *kid)
 {
-	int who;
-
-	for (who = 0; who < 2; who++)
-		kt_check(kt_finish(&kid[who]) == 0, "%c exits cleanly", "AB"[who]);
+	ksm_ab_finish(kid);
 	kt_check(ksm_wait_for(ksm_zero_cond, NULL, 6, 300) == 0,
 		 "after both exited, ksmd brings every counter back to 0");
 }
@@ -132,8 +103,8 @@ static void remerge(void)
 	/* A's written page 3 is unique now */
 	ksm_expect("B mapped them again: merged with A's swapped-in pages",
 		   NPAGES - 1, NPAGES - 1, 2);
-	kt_check(kt_ask(&kid[0], CMD_CHECK) == 0 &&
-		 kt_ask(&kid[1], CMD_CHECK) == 0, "both match their shadows");
+	kt_check(kt_ask(&kid[0], KSM_AB_CHECK) == 0 &&
+		 kt_ask(&kid[1], KSM_AB_CHECK) == 0, "both match their shadows");
 	stop(kid);
 }
 

@@ -19,7 +19,7 @@
 #define NUNIQUE	32
 #define NPAGES	(NACROSS + NWITHIN + NUNIQUE)
 
-enum { CMD_PFNS = 1, CMD_CHECK, CMD_UNMERGE, CMD_COUNT };
+enum { CMD_PFNS = KSM_AB_CMD, CMD_UNMERGE, CMD_COUNT };
 enum { BY_MADVISE, BY_RUN2, BY_PRCTL };
 
 static struct {
@@ -51,41 +51,27 @@ static void child_unmerge(char *mem)
 		 "the VMA is no longer VM_MERGEABLE (smaps VmFlags)");
 }
 
-static int child(struct kt_proc *p, int who)
+/* With prctl, the process's memory is mergeable as it is mapped. */
+static int start(struct ksm_ab *c)
 {
-	char *mem, *shadow;
-	long cmd;
-	int i;
-
-	kt_who = who ? "B: " : "A: ";
 	if (method == BY_PRCTL && prctl(PR_SET_MEMORY_MERGE, 1, 0, 0, 0))
 		kt_die("prctl(PR_SET_MEMORY_MERGE, 1)");
-	mem = kt_map(NPAGES);
-	for (i = 0; i < NPAGES; i++)
-		kt_fill(mem + i * ps, ps, seed_of(who, i));
-	shadow = kt_shadow(mem, NPAGES);
-	if (method != BY_PRCTL && madvise(mem, NPAGES * ps, MADV_MERGEABLE))
-		kt_die("madvise(MADV_MERGEABLE)");
-	kt_put(p->up, 0);
-	while ((cmd = kt_get(p->down)) > 0) {
-		if (cmd == CMD_PFNS)
-			kt_pfns(mem, NPAGES, sh->pfn[who]);
-		if (cmd == CMD_CHECK)
-			kt_check(kt_diff(mem, shadow, NPAGES, "memory") == 0,
-				 "every page matches the shadow");
-		if (cmd == CMD_UNMERGE)
-			child_unmerge(mem);
-		if (cmd == CMD_COUNT)
-			sh->merging[who] = kt_smaps_kb(mem, NPAGES * ps, "KSM");
-		kt_put(p->up, kt_failures);
-	}
-	kt_child_exit();
+	return method == BY_PRCTL;
 }
 
-static int ask_both(struct kt_proc *kid, long cmd)
+static void serve(struct ksm_ab *c, long cmd)
 {
-	return kt_ask(&kid[0], cmd) != 0 || kt_ask(&kid[1], cmd) != 0;
+	if (cmd == CMD_PFNS)
+		kt_pfns(c->mem, NPAGES, sh->pfn[c->who]);
+	if (cmd == CMD_UNMERGE)
+		child_unmerge(c->mem);
+	if (cmd == CMD_COUNT)
+		sh->merging[c->who] = kt_smaps_kb(c->mem, NPAGES * ps, "KSM");
 }
+
+static const struct ksm_ab_ops ab = {
+	.npages = NPAGES, .seed = seed_of, .start = start, .serve = serve,
+};
 
 /* Pages of A and B that map a frame some other page also maps. */
 static int shared_frames(void)
@@ -107,7 +93,7 @@ static int merged_as_expected(void)
 
 static int regions_merged(void *kid)
 {
-	ask_both(kid, CMD_PFNS);
+	ksm_ab_ask(kid, CMD_PFNS);
 	return merged_as_expected() == 0;
 }
 
@@ -125,7 +111,7 @@ static void unmerge(struct kt_proc *kid)
 				 kt_ksm_stat(pid[who], "ksm_merging_pages") == 0,
 				 "%c's ksm_merging_pages is 0", "AB"[who]);
 	} else {
-		kt_check(ask_both(kid, CMD_UNMERGE) == 0,
+		kt_check(ksm_ab_ask(kid, CMD_UNMERGE) == 0,
 			 "both processes unmerged their memory");
 	}
 }
@@ -134,11 +120,11 @@ static void unmerge(struct kt_proc *kid)
 static void stays_unmerged(struct kt_proc *kid)
 {
 	ksm_wait_scans(2, 300);
-	ask_both(kid, CMD_PFNS);
+	ksm_ab_ask(kid, CMD_PFNS);
 	kt_check(shared_frames() == 0 && ksm_get("pages_shared") == 0,
 		 "two full scans later nothing merged again (%d pages share, "
 		 "pages_shared %ld)", shared_frames(), ksm_get("pages_shared"));
-	kt_check(ask_both(kid, CMD_CHECK) == 0, "both still match their shadows");
+	kt_check(ksm_ab_ask(kid, KSM_AB_CHECK) == 0, "both still match their shadows");
 }
 
 /* run=2 only stops ksmd: with run=1 again, the same pages merge again. */
@@ -149,7 +135,7 @@ static void rerun(struct kt_proc *kid)
 		 "run=1 after run=2 merges the pages again (pagemap)");
 	ksm_expect("merged again", NACROSS + 2, NACROSS + 2 * (NWITHIN - 1),
 		   2 * NUNIQUE);
-	kt_check(ask_both(kid, CMD_CHECK) == 0, "both still match their shadows");
+	kt_check(ksm_ab_ask(kid, KSM_AB_CHECK) == 0, "both still match their shadows");
 }
 
 int main(int argc, char **argv)
@@ -168,9 +154,7 @@ int main(int argc, char **argv)
 	ksm_begin();
 	ps = kt_ps();
 	sh = kt_shared(sizeof(*sh));
-	who = kt_spawn_ready(kid, 2);
-	if (who >= 0)
-		return child(&kid[who], who);
+	ksm_ab_start(kid, &ab);
 
 	ksm_go(1000, 10);
 	kt_check(ksm_wait_for(regions_merged, kid, 10, 300) == 0,
@@ -182,12 +166,12 @@ int main(int argc, char **argv)
 	ksm_print("merged");
 
 	unmerge(kid);
-	ask_both(kid, CMD_PFNS);
+	ksm_ab_ask(kid, CMD_PFNS);
 	kt_check(shared_frames() == 0,
 		 "after unmerging, no frame is mapped twice in A and B (%d pages share)",
 		 shared_frames());
-	kt_check(ask_both(kid, CMD_CHECK) == 0, "both match their shadows");
-	ask_both(kid, CMD_COUNT);
+	kt_check(ksm_ab_ask(kid, KSM_AB_CHECK) == 0, "both match their shadows");
+	ksm_ab_ask(kid, CMD_COUNT);
 	kt_check(sh->merging[0] == 0 && sh->merging[1] == 0,
 		 "smaps KSM: is 0 kB in A and B (%ld, %ld)",
 		 sh->merging[0], sh->merging[1]);
@@ -205,7 +189,6 @@ int main(int argc, char **argv)
 		rerun(kid);
 	else
 		stays_unmerged(kid);
-	for (who = 0; who < 2; who++)
-		kt_check(kt_finish(&kid[who]) == 0, "%c exits cleanly", "AB"[who]);
+	ksm_ab_finish(kid);
 	return kt_exit();
 }
