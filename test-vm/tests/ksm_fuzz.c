@@ -104,7 +104,7 @@ static void gen(char *page)
 /* Pages [from, from + n) against the shadow; each bad one is reported. */
 static int verify(size_t from, size_t n, const char *when)
 {
-	size_t i, off, o, diff;
+	size_t i, off, diff;
 	int bad = 0;
 
 	ADD(verifies, 1);
@@ -113,10 +113,7 @@ static int verify(size_t from, size_t n, const char *when)
 
 		if (!memcmp(m, s, ps))
 			continue;
-		for (off = 0; off < ps && m[off] == s[off]; off++)
-			;
-		for (o = off, diff = 0; o < ps; o++)
-			diff += m[o] != s[o];
+		off = kt_page_diff(m, s, &diff);
 		kt_check(0, "mismatch (%s, pid %d): page %zu (address %p) "
 			 "offset %zu: expected 0x%02x, actual 0x%02x; %zu "
 			 "bytes of the page differ", when, getpid(), i, m, off,

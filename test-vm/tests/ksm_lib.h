@@ -193,6 +193,22 @@ static inline void kt_poke(char *mem, char *shadow, size_t off, char v)
 	shadow[off] = v;
 }
 
+/*
+ * Where a page @m differs from its shadow @s: the offset of the first
+ * byte that differs, and in *@ndiff how many bytes differ from there on.
+ */
+static inline size_t kt_page_diff(const char *m, const char *s,
+				  size_t *ndiff)
+{
+	size_t ps = kt_ps(), off, o;
+
+	for (off = 0; off < ps && m[off] == s[off]; off++)
+		;
+	for (o = off, *ndiff = 0; o < ps; o++)
+		*ndiff += m[o] != s[o];
+	return off;
+}
+
 /* Pages of @mem that differ from @shadow; the first one is reported. */
 static inline int kt_diff(const char *mem, const char *shadow, size_t n,
 			  const char *what)

@@ -118,7 +118,7 @@ static int verify_at(struct worker *w, int ri, const char *mem, size_t from,
 		     size_t n)
 {
 	const char *shadow = w->reg[ri].shadow;
-	size_t i, off, o, diff;
+	size_t i, off, diff;
 	int bad = 0;
 
 	for (i = from; i < from + n; i++) {
@@ -126,10 +126,7 @@ static int verify_at(struct worker *w, int ri, const char *mem, size_t from,
 
 		if (!memcmp(m, s, ps))
 			continue;
-		for (off = 0; off < ps && m[off] == s[off]; off++)
-			;
-		for (o = off, diff = 0; o < ps; o++)
-			diff += m[o] != s[o];
+		off = kt_page_diff(m, s, &diff);
 		kt_check(0, "mismatch: %s (pid %d), region %d page %zu "
 			 "(address %p) offset %zu: expected 0x%02x, actual "
 			 "0x%02x; %zu bytes of the page differ; last "
