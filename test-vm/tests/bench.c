@@ -51,6 +51,28 @@
  *            ksmd has the other vCPU to itself
  *   corun-full  the same with one copy of the program per CPU, so that
  *            ksmd's CPU time is taken from it
+ *   sparse   a 1 TiB MAP_NORESERVE mapping, registered whole, with 512
+ *            pages populated 2 GiB apart (256 equal pairs): ksmd's CPU
+ *            per pass once merged (cpu_per_pass_ms, over 10 s of
+ *            passes), then the time of
+ *            MADV_UNMERGEABLE over the whole range (unmerge_s) and, once
+ *            merged again, of writing 2 to run (run2_s).  Each is cut
+ *            off by a signal after SPARSE_CAP s and then reported as the
+ *            cap with *_capped 1 (a lower bound)
+ *   vmas     20,000 pages, every other one made read-only (20,000 VMAs
+ *            under one anon_vma), page i equal to page i + 10,000;
+ *            merged, then ksmd stopped and the process forked (40,000
+ *            VMAs in the anon_vma's tree).  One rmap walk of a KSM page
+ *            is timed through page_idle (writing its bit to
+ *            /sys/kernel/mm/page_idle/bitmap walks its mappings):
+ *            walk_ms_median, walk_ms_max over 64 KSM pages; and
+ *            writer_ms_max, the longest an mprotect() of the same
+ *            anon_vma (which takes its lock for writing) took while
+ *            the walks ran
+ *   growth-256, growth-1024, growth-2048   the mixed layout in 4
+ *            processes of 64, 256 and 512 MiB: the same metrics as mixed,
+ *            to see cost per scanned page and saved pages per CPU second
+ *            as the amount of memory grows
  * Diagnostics, not in make bench's list:
  *   busy     4 x 16 MiB of the mixed layout whose processes keep running
  *            (a getppid() loop on the last CPU, their memory untouched)
@@ -91,6 +113,7 @@
 #include <sys/resource.h>
 
 #define MPS		256	/* max_page_sharing used */
+#define SPARSE_CAP	300	/* s: longest a sparse unmerge may take */
 #define SAMPLE_MS	50
 #define PAGE		4096
 
@@ -826,6 +849,200 @@ static int run_corun(int n)
 	return KT_PASS;
 }
 
+/* ---- sparse: a huge mapping with little in it --------------------------- */
+
+static void on_alarm(int sig)
+{
+	(void)sig;
+}
+
+/*
+ * Run @what (MADV_UNMERGEABLE or a write of 2 to run) under a SIGALRM of
+ * SPARSE_CAP s without SA_RESTART, so that a kernel that walks every
+ * address of the hole gives up with EINTR instead of holding the run.
+ */
+static void timed_unmerge(const char *name, char *p, size_t len, int run2)
+{
+	struct sigaction sa = { .sa_handler = on_alarm };
+	char capped[64];
+	double t;
+	int ret;
+
+	sigaction(SIGALRM, &sa, NULL);
+	alarm(SPARSE_CAP);
+	t = t_now();
+	if (run2)
+		ret = ksm_set("run", "2");
+	else
+		ret = madvise(p, len, MADV_UNMERGEABLE);
+	t = t_now() - t;
+	alarm(0);
+	snprintf(capped, sizeof(capped), "%s_capped", name);
+	metric(name, t);
+	metric(capped, ret && errno == EINTR);
+	if (ret && errno != EINTR)
+		printf("# %s: %s\n", name, strerror(errno));
+}
+
+static int run_sparse(void)
+{
+	const size_t len = 1UL << 40, stride = len / 512;
+	struct track k;
+	long i, scans;
+	double cpu;
+	char *p;
+
+	configure();
+	p = mmap(NULL, len, PROT_READ | PROT_WRITE,
+		 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (p == MAP_FAILED)
+		kt_die("mmap of 1 TiB");
+	madvise(p, len, MADV_NOHUGEPAGE);
+	for (i = 0; i < 512; i++)
+		kt_fill(p + i * stride + (i % 7) * PAGE, PAGE,
+			0x59a50000ULL + i / 2);
+	if (madvise(p, len, MADV_MERGEABLE))
+		kt_die("madvise(MADV_MERGEABLE)");
+	yard_ns = hash_ns();
+	track_begin(&k, 256, 512);
+	follow(&k, 3, 0, 240);
+	track_report(&k);
+	/* ksmd's CPU per pass once all is merged, over 10 s of passes */
+	cpu = ksmd_cpu();
+	scans = cnt("full_scans");
+	sleep_s(10);
+	scans = cnt("full_scans") - scans;
+	if (scans > 0)
+		metric("cpu_per_pass_ms", (ksmd_cpu() - cpu) * 1e3 / scans);
+	else
+		metric_na("cpu_per_pass_ms");
+	metric("passes_in_10s", scans);
+	ksm_must_set("run", 0);
+	timed_unmerge("unmerge_s", p, len, 0);
+
+	if (madvise(p, len, MADV_MERGEABLE))
+		kt_die("madvise(MADV_MERGEABLE) again");
+	track_begin(&k, 256, 512);
+	follow(&k, 0, 0, 240);
+	metric("merged_again", saved_pages());
+	timed_unmerge("run2_s", p, len, 1);
+	munmap(p, len);
+	reset();
+	return KT_PASS;
+}
+
+/* ---- vmas: rmap walks under an anon_vma with 40,000 VMAs --------------- */
+
+#define NVMA	20000
+#define NWALK	64
+#define IDLE_BITMAP "/sys/kernel/mm/page_idle/bitmap"
+
+/* One rmap walk of the page at frame @pfn: mark it idle; seconds. */
+static double idle_walk(int fd, uint64_t pfn)
+{
+	uint64_t bits = 1ULL << (pfn % 64);
+	double t = t_now();
+
+	if (pwrite(fd, &bits, sizeof(bits), pfn / 64 * sizeof(bits)) !=
+	    sizeof(bits))
+		return -1;
+	return t_now() - t;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+static int run_vmas(void)
+{
+	double walk[NWALK], wmax = 0, t;
+	uint64_t pfn[NWALK];
+	struct track k;
+	pid_t kid, writer;
+	int fd, i, n = 0;
+	char *p;
+
+	fd = open(IDLE_BITMAP, O_RDWR);
+	if (fd < 0)
+		kt_skip("no page_idle in this kernel (CONFIG_IDLE_PAGE_TRACKING)");
+	configure();
+	p = kt_map(NVMA);
+	madvise(p, (size_t)NVMA * PAGE, MADV_NOHUGEPAGE);
+	for (i = 0; i < NVMA; i++)
+		kt_fill(p + (size_t)i * PAGE, PAGE, 0x7e5a0000ULL + i % (NVMA / 2));
+	if (madvise(p, (size_t)NVMA * PAGE, MADV_MERGEABLE))
+		kt_die("madvise(MADV_MERGEABLE)");
+	for (i = 1; i < NVMA; i += 2)
+		if (mprotect(p + (size_t)i * PAGE, PAGE, PROT_READ))
+			kt_die("mprotect");
+	yard_ns = hash_ns();
+	track_begin(&k, NVMA / 2, NVMA);
+	follow(&k, 1, 0, 300);
+	track_report(&k);
+	ksm_must_set("run", 0);
+
+	kid = kt_fork();
+	if (!kid) {
+		while (getppid() != 1)
+			pause();
+		_exit(0);
+	}
+	/* the writer: toggles the protection of the last page, forever */
+	ctl->stop = 0;
+	ctl->write_s = 0;
+	writer = kt_fork();
+	if (!writer) {
+		char *last = p + (size_t)(NVMA - 2) * PAGE;
+
+		while (!ctl->stop && getppid() != 1) {
+			double w = t_now();
+
+			mprotect(last, PAGE, PROT_READ);
+			mprotect(last, PAGE, PROT_READ | PROT_WRITE);
+			w = (t_now() - w) / 2;
+			if (w > ctl->write_s)
+				ctl->write_s = w;
+			usleep(1000);
+		}
+		_exit(0);
+	}
+	for (i = 0; i < NVMA / 2 && n < NWALK; i += NVMA / 2 / NWALK) {
+		pfn[n] = kt_pfn(p + (size_t)i * PAGE);
+		if (!pfn[n])
+			continue;
+		t = idle_walk(fd, pfn[n]);
+		if (t < 0) {
+			printf("# page_idle write: %s\n", strerror(errno));
+			break;
+		}
+		walk[n++] = t * 1e3;
+		if (t * 1e3 > wmax)
+			wmax = t * 1e3;
+	}
+	ctl->stop = 1;
+	kt_join(writer);
+	close(fd);
+	if (n) {
+		qsort(walk, n, sizeof(*walk), cmp_double);
+		metric("walks", n);
+		metric("walk_ms_median", walk[n / 2]);
+		metric("walk_ms_max", wmax);
+		metric("writer_ms_max", ctl->write_s * 1e3);
+	} else {
+		metric_na("walk_ms_median");
+		metric_na("walk_ms_max");
+		metric_na("writer_ms_max");
+	}
+	kill(kid, SIGKILL);
+	kt_join(kid);
+	munmap(p, (size_t)NVMA * PAGE);
+	reset();
+	return KT_PASS;
+}
+
 /* ---- the kernel's selftest ksm_tests ----------------------------------- */
 
 /* Value after @key in @text ("Total time:  1.2 s"), or -1. */
@@ -952,6 +1169,16 @@ static int run_one(void)
 		return run_corun(1);
 	if (!strcmp(wl, "corun-full"))
 		return run_corun(ncpu < 1 ? 1 : ncpu > 4 ? 4 : ncpu);
+	if (!strcmp(wl, "sparse"))
+		return run_sparse();
+	if (!strcmp(wl, "vmas"))
+		return run_vmas();
+	if (!strcmp(wl, "growth-256"))
+		return run_merge(L_MIXED, 4, 64, 0, 300);
+	if (!strcmp(wl, "growth-1024"))
+		return run_merge(L_MIXED, 4, 256, 0, 600);
+	if (!strcmp(wl, "growth-2048"))
+		return run_merge(L_MIXED, 4, 512, 0, 900);
 	fprintf(stderr, "bench: unknown workload %s\n", wl);
 	return KT_FAIL;
 }
