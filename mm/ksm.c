@@ -1319,63 +1319,135 @@ static bool split_large_folio(struct page *page)
 }
 
 /*
- * Make @item's address map @kpage instead of @page, @page being what the
- * caller found there (and holds a reference on); with @kpage == @page the
- * page is a KSM page already (inherited over fork), and only the anon_vma
- * is looked up.  On success, *@avp (if given) receives a reference on the
- * anon_vma of the VMA.  Return 0 on success, -EAGAIN if @page's content
- * is not @kpage's, another error if @page cannot merge.
+ * The VMA at @item's address, if ksmd may still merge there, with the
+ * item's mm pinned and its mmap lock held for reading; NULL, with nothing
+ * held, if not.  item_vma_end() lets go of both.
  */
-static int map_ksm_page(struct ksm_item *item, struct page *page,
-			struct page *kpage, struct anon_vma **avp)
+static struct vm_area_struct *item_vma_begin(struct ksm_item *item)
 {
 	struct mm_struct *mm = item->owner->mm;
 	struct vm_area_struct *vma;
-	struct folio *folio;
-	int err = -EFAULT;
-	bool zero;
 
 	if (!mmget_not_zero(mm))
-		return -EFAULT;
+		return NULL;
 	mmap_read_lock(mm);
 	vma = mergeable_vma_at(mm, item_address(item));
-	if (!vma)
-		goto out;
-	if (page == kpage)
-		goto done;
-	folio = lock_merge_folio(page);
-	if (!folio)
-		goto out;
+	if (!vma) {
+		mmap_read_unlock(mm);
+		mmput(mm);
+	}
+	return vma;
+}
 
-	/*
-	 * Count a zero page under the mmap lock, which keeps fork() out,
-	 * and before the PTE is there: a write fault may replace it at
-	 * once, and takes one off the count when it does.
-	 */
-	zero = is_zero_pfn(page_to_pfn(kpage));
-	if (zero) {
-		atomic_long_inc(&mm->ksm_zero_pages);
-		atomic_long_inc(&ksm_zero_pages);
-	}
-	/* One page-table round: clear, count, compare, map @kpage. */
-	err = replace_anon_page_pte(vma, page, kpage, pages_equal);
-	if (err && zero) {
-		atomic_long_dec(&mm->ksm_zero_pages);
-		atomic_long_dec(&ksm_zero_pages);
-	}
-	folio_unlock(folio);
-	if (err)
-		goto out;
-done:
-	err = 0;
-	if (avp) {
-		item_note_linear(item, vma);
-		*avp = vma->anon_vma;
-		get_anon_vma(*avp);
-	}
-out:
+static void item_vma_end(struct vm_area_struct *vma)
+{
+	struct mm_struct *mm = vma->vm_mm;
+
 	mmap_read_unlock(mm);
 	mmput(mm);
+}
+
+/* A reference on @vma's anon_vma, for @item's entry in a node. */
+static struct anon_vma *item_anon_vma(struct ksm_item *item,
+				      struct vm_area_struct *vma)
+{
+	item_note_linear(item, vma);
+	get_anon_vma(vma->anon_vma);
+	return vma->anon_vma;
+}
+
+/*
+ * Make @item's address map the KSM page @kpage instead of @page, which the
+ * caller found there and holds a reference on.  On success *@avp receives
+ * a reference on the anon_vma of the VMA.  Returns 0, -EAGAIN if @page's
+ * content is not @kpage's, another error if @page cannot merge.
+ */
+static int map_onto_ksm_page(struct ksm_item *item, struct page *page,
+			     struct page *kpage, struct anon_vma **avp)
+{
+	struct vm_area_struct *vma = item_vma_begin(item);
+	struct folio *folio;
+	int err = -EFAULT;
+
+	if (!vma)
+		return -EFAULT;
+	folio = lock_merge_folio(page);
+	if (folio) {
+		/* One page-table round: clear, count, compare, map @kpage. */
+		err = replace_anon_page_pte(vma, page, kpage, pages_equal);
+		folio_unlock(folio);
+		if (!err)
+			*avp = item_anon_vma(item, vma);
+	}
+	item_vma_end(vma);
+	return err;
+}
+
+/*
+ * @item's address maps a KSM page already, inherited over fork or made
+ * from this very page: only the anon_vma it is mapped through is wanted
+ * (*@avp, referenced).  Returns 0, or -EFAULT if the VMA has gone.
+ */
+static int attach_mapped_ksm_page(struct ksm_item *item,
+				  struct anon_vma **avp)
+{
+	struct vm_area_struct *vma = item_vma_begin(item);
+
+	if (!vma)
+		return -EFAULT;
+	*avp = item_anon_vma(item, vma);
+	item_vma_end(vma);
+	return 0;
+}
+
+/*
+ * Map @kpage at @item's address in place of @page, found there: through
+ * map_onto_ksm_page(), or, if they are one page (a fork child's mapping of
+ * a page that has just become a KSM page, or of one it inherited), by
+ * attach_mapped_ksm_page().
+ */
+static int map_ksm_mapping(struct ksm_item *item, struct page *page,
+			   struct page *kpage, struct anon_vma **avp)
+{
+	if (page == kpage)
+		return attach_mapped_ksm_page(item, avp);
+	return map_onto_ksm_page(item, page, kpage, avp);
+}
+
+/*
+ * Replace @page, a zero-filled page at @item's address, by the shared zero
+ * page.  No anon_vma is taken: zero pages have no node.  Returns 0, or why
+ * not.
+ */
+static int map_zero_page(struct ksm_item *item, struct page *page)
+{
+	struct vm_area_struct *vma = item_vma_begin(item);
+	struct mm_struct *mm;
+	struct folio *folio;
+	int err = -EFAULT;
+
+	if (!vma)
+		return -EFAULT;
+	mm = vma->vm_mm;
+	folio = lock_merge_folio(page);
+	if (folio) {
+		/*
+		 * Count a zero page under the mmap lock, which keeps fork()
+		 * out, and before the PTE is there: a write fault may replace
+		 * it at once, and takes one off the count when it does.
+		 */
+		atomic_long_inc(&mm->ksm_zero_pages);
+		atomic_long_inc(&ksm_zero_pages);
+		err = replace_anon_page_pte(vma, page,
+					    ZERO_PAGE(item_address(item)),
+					    pages_equal);
+		if (err) {
+			atomic_long_dec(&mm->ksm_zero_pages);
+			atomic_long_dec(&ksm_zero_pages);
+		}
+		folio_unlock(folio);
+	}
+	item_vma_end(vma);
 	return err;
 }
 
@@ -1393,17 +1465,14 @@ out:
 static int make_ksm_page(struct ksm_item *item, struct page *page,
 			 struct ksm_node *node)
 {
-	struct mm_struct *mm = item->owner->mm;
-	struct vm_area_struct *vma;
+	struct vm_area_struct *vma = item_vma_begin(item);
 	struct folio *folio;
 	int err = -EFAULT;
 	pte_t pte;
 
-	if (!mmget_not_zero(mm))
+	if (!vma)
 		return -EFAULT;
-	mmap_read_lock(mm);
-	vma = mergeable_vma_at(mm, item_address(item));
-	folio = vma ? lock_merge_folio(page) : NULL;
+	folio = lock_merge_folio(page);
 	if (!folio)
 		goto out;
 	err = folio_wrprotect_one(folio, vma, &pte);
@@ -1415,9 +1484,7 @@ static int make_ksm_page(struct ksm_item *item, struct page *page,
 		node->key.hash = page_content_hash(page);
 		node->kpfn = folio_pfn(folio);
 		folio_set_ksm_node(folio, node);
-		item_note_linear(item, vma);
-		get_anon_vma(vma->anon_vma);
-		node_add_item(node, item, vma->anon_vma);
+		node_add_item(node, item, item_anon_vma(item, vma));
 		stable_insert(&ksm_stable, node);
 		folio_mark_accessed(folio);
 		/* Reclaim must write it to swap, not drop it. */
@@ -1426,16 +1493,14 @@ static int make_ksm_page(struct ksm_item *item, struct page *page,
 	}
 	folio_unlock(folio);
 out:
-	mmap_read_unlock(mm);
-	mmput(mm);
+	item_vma_end(vma);
 	return err;
 }
 
-/* Replace a zero-filled page by the shared zero page. */
+/* Replace a zero-filled page by the shared zero page (map_zero_page()). */
 static bool merge_with_zero_page(struct ksm_item *item, struct page *page)
 {
-	/* map_ksm_page() counts it. */
-	return !map_ksm_page(item, page, ZERO_PAGE(item_address(item)), NULL);
+	return !map_zero_page(item, page);
 }
 
 static int node_room(struct ksm_node *node);
@@ -1536,7 +1601,7 @@ static int merge_into_ksm_folio(struct ksm_item *item, struct page *page,
 	if (err)
 		return err;
 
-	err = map_ksm_page(item, page, &kfolio->page, &av);
+	err = map_ksm_mapping(item, page, &kfolio->page, &av);
 	if (err)
 		return err;
 
@@ -1694,7 +1759,7 @@ static bool merge_pair(struct ksm_item *item, struct page *page,
 	if (group)
 		chain_add_dup(node, group, page);
 
-	if (map_ksm_page(other, opage, page, &av))
+	if (map_ksm_mapping(other, opage, page, &av))
 		return true;
 	/* Both mappings are in place; keep the other out of the index. */
 	unstable_remove(&ksm_unstable, other);
@@ -1965,11 +2030,8 @@ static unsigned int guess_run_map(struct ksm_guess_run *r, int *ret,
 			continue;
 		folio_unlock(page_folio(old[n]));
 		ret[i] = res[n];
-		if (!ret[i]) {
-			item_note_linear(r->e[i].item, vma);
-			*avp = vma->anon_vma;
-			get_anon_vma(*avp);
-		}
+		if (!ret[i])
+			*avp = item_anon_vma(r->e[i].item, vma);
 	}
 out:
 	mmap_read_unlock(mm);
