@@ -191,6 +191,10 @@ struct ksm_mm {
  * select which member of the union is live; KI_PARITY is the parity of the
  * pass whose unstable index holds the item; the age counts passes in which
  * the page did not merge and the skip field is the smart-scan back-off.
+ * KI_COUNTED shares KI_PARITY's bit and means something only in an item
+ * in neither index: ksmd took the item out of the unstable index to look
+ * at its page again (merge_scanned_page()) and it still counts in
+ * pages_unshared until its page's fate is known (see item_uncount()).
  * KI_LINEAR, valid with KI_STABLE, says that the page's offset in its
  * anon_vma is its virtual page number (the VMA it was merged in has not
  * moved since it was made), so that an rmap walk can ask the anon_vma's
@@ -200,6 +204,7 @@ struct ksm_mm {
 #define KI_STABLE	BIT(0)
 #define KI_UNSTABLE	BIT(1)
 #define KI_PARITY	BIT(2)
+#define KI_COUNTED	BIT(2)
 #define KI_AGE_SHIFT	3
 #define KI_AGE_MASK	(0xfUL << KI_AGE_SHIFT)
 #define KI_SKIP_SHIFT	7
@@ -530,6 +535,16 @@ static void item_pgoff_range(const struct ksm_item *item, pgoff_t *first,
 	} else {
 		*first = 0;
 		*last = ULONG_MAX;
+	}
+}
+
+/* @item will not be back in the unstable index: stop counting it. */
+static void item_uncount(struct ksm_item *item)
+{
+	if (!(item->addr & (KI_STABLE | KI_UNSTABLE)) &&
+	    (item->addr & KI_COUNTED)) {
+		item->addr &= ~KI_COUNTED;
+		ksm_pages_unshared--;
 	}
 }
 
@@ -1024,6 +1039,7 @@ static void node_add_item(struct ksm_node *node, struct ksm_item *item,
 {
 	if (WARN_ON_ONCE(node->nr_maps >= node->max_maps))
 		return;
+	item_uncount(item);
 	node->maps[node->nr_maps++] = item;
 	item->anon_vma = anon_vma;
 	item->node = node;
@@ -1067,13 +1083,13 @@ static void unstable_grow(struct ksm_utable *t)
 }
 
 /*
- * Index @item under @key.  @counted says the item is already counted in
- * ksm_pages_unshared: it was detached from the index with
- * unstable_detach() while ksmd looked at it again.
+ * Index @item under @key.  An item still counted in ksm_pages_unshared
+ * (KI_COUNTED, see unstable_recheck()) is not counted again.
  */
 static void unstable_insert(struct ksm_utable *t, struct ksm_item *item,
-			    struct ksm_key key, bool counted)
+			    struct ksm_key key)
 {
+	bool counted = item->addr & KI_COUNTED;
 	struct ksm_item **head;
 
 	if (t->count >= (2UL << t->bits))
@@ -1110,6 +1126,19 @@ static void unstable_remove(struct ksm_utable *t, struct ksm_item *item)
 {
 	unstable_detach(t, item);
 	ksm_pages_unshared--;
+}
+
+/*
+ * Take @item out of the index for ksmd to look at its page again, but
+ * keep it in ksm_pages_unshared: most such items come back, and a reader
+ * of pages_unshared or pages_volatile should not see each leave for the
+ * length of a hash (on a workload that has stopped changing, both stay
+ * still).  Ends with unstable_insert() or item_uncount().
+ */
+static void unstable_recheck(struct ksm_utable *t, struct ksm_item *item)
+{
+	unstable_detach(t, item);
+	item->addr |= KI_COUNTED;
 }
 
 /*
@@ -1825,10 +1854,8 @@ static bool smart_skip(struct ksm_item *item, struct page *page)
  * Merge the page ksmd found at @item's address by its content, without a
  * guess: hash it, look in the stable index, then in the unstable one.
  * Returns whether the item went (back) into the unstable index.
- * @counted: the item is still counted in ksm_pages_unshared.
  */
-static bool merge_by_hash(struct ksm_item *item, struct page *page,
-			  bool counted)
+static bool merge_by_hash(struct ksm_item *item, struct page *page)
 {
 	struct folio *folio = page_folio(page);
 	struct ksm_node *node = NULL, *full;
@@ -1893,7 +1920,7 @@ static bool merge_by_hash(struct ksm_item *item, struct page *page,
 		if (merged)
 			return false;
 	}
-	unstable_insert(&ksm_unstable, item, key, counted);
+	unstable_insert(&ksm_unstable, item, key);
 	return true;
 }
 
@@ -1931,7 +1958,6 @@ static struct ksm_guess_run {
 	struct ksm_mm *slot;		/* the mm of the pages */
 	unsigned long start;		/* address of the first page */
 	unsigned int nr;		/* pages in the run */
-	unsigned long counted;		/* items counted in pages_unshared */
 	struct {
 		struct ksm_item *item;
 		struct page *page;	/* referenced */
@@ -1940,8 +1966,6 @@ static struct ksm_guess_run {
 		unsigned int pte;	/* PTEs after the first page's */
 	} e[KSM_RUN_MAX];
 } ksm_guess_run;			/* under ksm_mutex */
-
-static_assert(KSM_RUN_MAX <= BITS_PER_LONG);
 
 /*
  * Whether @node may take another mapping, the guess run's pending ones
@@ -2082,13 +2106,10 @@ static void guess_run_merge(void)
 	for (i = 0; i < nr; i++) {
 		struct ksm_item *item = r->e[i].item;
 		struct page *page = r->e[i].page;
-		bool counted = r->counted & BIT(i);
 
 		/* A page back in the unstable index stays counted. */
-		if (ret[i] && merge_by_hash(item, page, counted))
-			counted = false;
-		if (counted)
-			ksm_pages_unshared--;
+		if (!ret[i] || !merge_by_hash(item, page))
+			item_uncount(item);
 		if (!folio_batch_add(&fb, page_folio(page)))
 			folios_put(&fb);
 	}
@@ -2155,8 +2176,7 @@ no:
  * the guess run, which takes over the caller's reference on @page.
  * Otherwise the caller merges @page itself.
  */
-static bool guess_take(struct ksm_item *item, struct page *page,
-		       bool counted)
+static bool guess_take(struct ksm_item *item, struct page *page)
 {
 	struct ksm_guess_run *r = &ksm_guess_run;
 	unsigned long addr = item_address(item);
@@ -2195,10 +2215,7 @@ static bool guess_take(struct ksm_item *item, struct page *page,
 	if (!r->nr) {
 		r->slot = item->owner;
 		r->start = addr;
-		r->counted = 0;
 	}
-	if (counted)
-		r->counted |= BIT(r->nr);
 	r->e[r->nr].item = item;
 	r->e[r->nr].page = page;
 	r->e[r->nr].kfolio = kfolio;
@@ -2215,21 +2232,12 @@ static bool guess_take(struct ksm_item *item, struct page *page,
  */
 static bool merge_scanned_page(struct ksm_item *item, struct page *page)
 {
-	bool unshared = item->addr & KI_UNSTABLE;
-
-	/*
-	 * An item of the unstable index stays counted in pages_unshared
-	 * while ksmd looks at it again.  Most come back, and a reader of
-	 * pages_unshared or pages_volatile should not see each leave for
-	 * the length of a hash: on a workload that has stopped changing,
-	 * both stay still.
-	 */
-	if (unshared)
-		unstable_detach(&ksm_unstable, item);
-	if (guess_take(item, page, unshared))
+	if (item->addr & KI_UNSTABLE)
+		unstable_recheck(&ksm_unstable, item);
+	if (guess_take(item, page))
 		return true;
-	if (!merge_by_hash(item, page, unshared) && unshared)
-		ksm_pages_unshared--;
+	if (!merge_by_hash(item, page))
+		item_uncount(item);
 	return false;
 }
 

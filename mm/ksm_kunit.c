@@ -297,7 +297,7 @@ static void ksm_test_unstable_basic(struct kunit *test)
 	mutex_lock(&ksm_mutex);
 	unshared = ksm_pages_unshared;
 	for (i = 0; i < n; i++)
-		unstable_insert(t, &items[i], ksm_test_key(i % nkeys), false);
+		unstable_insert(t, &items[i], ksm_test_key(i % nkeys));
 	KUNIT_EXPECT_EQ(test, t->count, n);
 	KUNIT_EXPECT_EQ(test, ksm_test_ucount(test, t), n);
 	KUNIT_EXPECT_EQ(test, ksm_pages_unshared, unshared + n);
@@ -354,7 +354,7 @@ static void ksm_test_unstable_grow(struct kunit *test)
 	for (i = 0; i < n; i++) {
 		if (i == first)
 			KUNIT_EXPECT_EQ(test, t->bits, KSM_TABLE_MIN_BITS);
-		unstable_insert(t, &items[i], ksm_test_key(i % (n / 2)), false);
+		unstable_insert(t, &items[i], ksm_test_key(i % (n / 2)));
 		if (i == first)
 			KUNIT_EXPECT_EQ(test, t->bits, KSM_TABLE_MIN_BITS + 2);
 	}
@@ -395,9 +395,9 @@ static void ksm_test_unstable_pass_parity(struct kunit *test)
 	unshared = ksm_pages_unshared;
 	pass = ksm_cursor.pass;
 
-	unstable_insert(t, a, k, false);
-	unstable_insert(t, b, k, false);
-	unstable_insert(t, c, k2, false);
+	unstable_insert(t, a, k);
+	unstable_insert(t, b, k);
+	unstable_insert(t, c, k2);
 	KUNIT_EXPECT_EQ(test, t->count, 3);
 
 	/* The pass ends, as in cursor_advance(). */
@@ -409,15 +409,17 @@ static void ksm_test_unstable_pass_parity(struct kunit *test)
 	KUNIT_EXPECT_NE(test, a->addr & KI_PARITY, pass_parity());
 
 	/*
-	 * b is seen again: merge_scanned_page() detaches it, then indexes it,
-	 * and pages_unshared does not move meanwhile.
+	 * b is seen again: merge_scanned_page() takes it out for a look
+	 * (unstable_recheck()), then indexes it again, and pages_unshared
+	 * does not move meanwhile.
 	 */
-	unstable_detach(t, b);
+	unstable_recheck(t, b);
 	KUNIT_EXPECT_FALSE(test, b->addr & KI_UNSTABLE);
+	KUNIT_EXPECT_TRUE(test, b->addr & KI_COUNTED);
 	KUNIT_EXPECT_EQ(test, ksm_pages_unshared, unshared + 3);
-	unstable_insert(t, b, k, true);
+	unstable_insert(t, b, k);
 	KUNIT_EXPECT_EQ(test, ksm_pages_unshared, unshared + 3);
-	unstable_insert(t, d, k, false);
+	unstable_insert(t, d, k);
 	KUNIT_EXPECT_EQ(test, b->addr & KI_PARITY, pass_parity());
 	KUNIT_EXPECT_EQ(test, t->count, 2);
 
@@ -432,8 +434,15 @@ static void ksm_test_unstable_pass_parity(struct kunit *test)
 	KUNIT_EXPECT_TRUE(test, ksm_test_uholds(t, d));
 	KUNIT_EXPECT_EQ(test, ksm_test_ucount(test, t), 2);
 
+	/* d is looked at and does not come back: it stops counting once. */
+	unstable_recheck(t, d);
+	item_uncount(d);
+	KUNIT_EXPECT_FALSE(test, d->addr & (KI_UNSTABLE | KI_COUNTED));
+	KUNIT_EXPECT_EQ(test, ksm_pages_unshared, unshared + 1);
+	item_uncount(d);
+	KUNIT_EXPECT_EQ(test, ksm_pages_unshared, unshared + 1);
+
 	unstable_remove(t, b);
-	unstable_remove(t, d);
 	KUNIT_EXPECT_EQ(test, t->count, 0);
 	KUNIT_EXPECT_EQ(test, ksm_pages_unshared, unshared);
 
