@@ -134,6 +134,7 @@
 #include <linux/slab.h>
 #include <linux/spinlock.h>
 #include <linux/swap.h>
+#include <linux/swapops.h>
 #include <linux/sysfs.h>
 #include <linux/user_namespace.h>
 #include <linux/wait.h>
@@ -843,20 +844,84 @@ static int unshare_ksm_at(struct vm_area_struct *vma, unsigned long addr,
 	}
 }
 
+/* Does @pte, at @addr in @vma, map a KSM page (or one being migrated)? */
+static bool pte_maps_ksm(struct vm_area_struct *vma, unsigned long addr,
+			 pte_t pte)
+{
+	struct page *page;
+	swp_entry_t entry;
+
+	if (pte_present(pte)) {
+		if (ksm_pte_is_zero_page(pte))
+			return true;
+		page = vm_normal_page(vma, addr, pte);
+		return page && folio_test_ksm(page_folio(page));
+	}
+	if (pte_none(pte))
+		return false;
+	entry = pte_to_swp_entry(pte);
+	return is_migration_entry(entry) &&
+	       folio_test_ksm(pfn_swap_entry_folio(entry));
+}
+
+/*
+ * The page tables under one PMD: stop at the first KSM mapping, its
+ * address in *walk->private.  A PMD that maps no page table (none, a THP,
+ * a migration entry) has no KSM page under it: pte_offset_map_lock()
+ * says so.
+ */
+static int unshare_find_pmd(pmd_t *pmdp, unsigned long addr,
+			    unsigned long end, struct mm_walk *walk)
+{
+	unsigned long *found = walk->private;
+	pte_t *start, *ptep;
+	spinlock_t *ptl;	/* page table lock */
+	int ret = 0;
+
+	start = pte_offset_map_lock(walk->mm, pmdp, addr, &ptl);
+	if (!start)
+		return 0;
+	for (ptep = start; addr < end; ptep++, addr += PAGE_SIZE) {
+		if (pte_maps_ksm(walk->vma, addr, ptep_get(ptep))) {
+			*found = addr;
+			ret = 1;
+			break;
+		}
+	}
+	pte_unmap_unlock(start, ptl);
+	return ret;
+}
+
+static const struct mm_walk_ops unshare_find_ops = {
+	.pmd_entry = unshare_find_pmd,
+	.walk_lock = PGWALK_RDLOCK,
+};
+
+/*
+ * Unshare every KSM page mapped in [@start, @end) of @vma.  A page-table
+ * walk finds the next one, so that the holes of a huge sparse mapping
+ * cost a look at the upper levels of the page tables, not one lookup per
+ * page of address space (a 1 TiB mapping has 2^28 of them).
+ */
 static int unshare_ksm_range(struct vm_area_struct *vma, unsigned long start,
 			     unsigned long end, bool lock_vma)
 {
 	unsigned long addr;
 	int err;
 
-	for (addr = start; addr < end; addr += PAGE_SIZE) {
+	while (start < end) {
 		if (mm_exiting(vma->vm_mm))
 			break;
 		if (signal_pending(current))
 			return -ERESTARTSYS;
+		if (walk_page_range_vma(vma, start, end, &unshare_find_ops,
+					&addr) <= 0)
+			break;
 		err = unshare_ksm_at(vma, addr, lock_vma);
 		if (err)
 			return err;
+		start = addr + PAGE_SIZE;
+		cond_resched();
 	}
 	return 0;
 }
