@@ -21,19 +21,10 @@
 #      (600 if free is still short, 250 if merging freed enough);
 #   4. guests gone: it stops KSM again.
 # Every knob is put back at the end.
-ksm=/sys/kernel/mm/ksm
 pidfile=/var/run/ksmtune.pid
-fail=0
 loop= guests=
 
-ok() { echo "ok: $*"; }
-bad() { echo "FAIL: $*"; fail=1; }
-knob() { cat $ksm/$1; }
-
-old_run=$(knob run) old_pages=$(knob pages_to_scan)
-old_sleep=$(knob sleep_millisecs)
-
-cleanup() {
+stop_client() {
 	[ -n "$guests" ] && kill -9 $guests 2>/dev/null
 	[ -n "$loop" ] && kill -9 "$loop" 2>/dev/null
 	# ksmtuned's loop leaves a "sleep 60" behind each time it is woken.
@@ -41,12 +32,8 @@ cleanup() {
 		[ "$(cat "$d/cmdline" 2>/dev/null | tr '\0' ' ')" = "sleep 60 " ] &&
 			kill -9 "${d#/proc/}" 2>/dev/null
 	done
-	wait 2>/dev/null
-	echo "$old_pages" > $ksm/pages_to_scan
-	echo "$old_sleep" > $ksm/sleep_millisecs
-	echo "$old_run" > $ksm/run
 }
-trap cleanup EXIT
+. /tests/client.sh
 
 [ -x /usr/sbin/ksmtuned ] && [ -r /etc/ksmtuned.conf ] || {
 	echo "ksmtuned is not in the initramfs"

@@ -15,26 +15,14 @@
 # A control run without the launcher must merge nothing while ksmd scans
 # at full speed (a fill process keeps it busy), so that what the launched
 # run merges is the prctl's doing.
-ksm=/sys/kernel/mm/ksm
 nobody=65534
-fail=0
 helper= sng=
 
-ok() { echo "ok: $*"; }
-bad() { echo "FAIL: $*"; fail=1; }
-knob() { cat $ksm/$1; }
-
-old_run=$(knob run) old_pages=$(knob pages_to_scan)
-old_sleep=$(knob sleep_millisecs)
-cleanup() {
+stop_client() {
 	[ -n "$sng" ] && kill -9 $(pgrep stress-ng) 2>/dev/null
 	[ -n "$helper" ] && kill -9 "$helper" 2>/dev/null
-	wait 2>/dev/null
-	echo "$old_pages" > $ksm/pages_to_scan
-	echo "$old_sleep" > $ksm/sleep_millisecs
-	echo "$old_run" > $ksm/run
 }
-trap cleanup EXIT
+. /tests/client.sh
 
 # Sum of one ksm_stat field over stress-ng's processes ("yes" is 1).
 stat_sum() {
