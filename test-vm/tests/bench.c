@@ -313,21 +313,14 @@ static uint64_t xxh64_page(const void *page, uint64_t seed)
 	return h;
 }
 
-/* Best time of 3 passes of xxh64 over 2048 pages, in ns per page. */
-static double hash_ns(void)
+/* The best time, in seconds, of @rounds passes of xxh64 over @n pages. */
+static double best_hash_s(const char *p, size_t n, int rounds)
 {
-	static char *p;
-	size_t n = 2048, i;
 	volatile uint64_t sink = 0;
 	double t, best = 1e9;
-	int round;
+	size_t i;
 
-	if (!p) {
-		p = kt_map(n);
-		for (i = 0; i < n; i++)
-			kt_fill(p + i * PAGE, PAGE, i + 7);
-	}
-	for (round = 0; round < 3; round++) {
+	while (rounds--) {
 		t = t_now();
 		for (i = 0; i < n; i++)
 			sink += xxh64_page(p + i * PAGE, 0);
@@ -336,7 +329,21 @@ static double hash_ns(void)
 			best = t;
 	}
 	(void)sink;
-	return best * 1e9 / n;
+	return best;
+}
+
+/* Best time of 3 passes of xxh64 over 2048 pages, in ns per page. */
+static double hash_ns(void)
+{
+	static char *p;
+	size_t n = 2048, i;
+
+	if (!p) {
+		p = kt_map(n);
+		for (i = 0; i < n; i++)
+			kt_fill(p + i * PAGE, PAGE, i + 7);
+	}
+	return best_hash_s(p, n, 3) * 1e9 / n;
 }
 
 static double yard_ns;	/* hash_ns() taken before the current workload */
@@ -345,21 +352,11 @@ static int run_hash(void)
 {
 	size_t n = 16384, i;		/* 64 MiB: not a cache's worth */
 	char *p = kt_map(n);
-	volatile uint64_t sink = 0;
-	double t, best = 1e9;
-	int round;
+	double best;
 
 	for (i = 0; i < n; i++)
 		kt_fill(p + i * PAGE, PAGE, i + 1);
-	for (round = 0; round < 5; round++) {
-		t = t_now();
-		for (i = 0; i < n; i++)
-			sink += xxh64_page(p + i * PAGE, 0);
-		t = t_now() - t;
-		if (t < best)
-			best = t;
-	}
-	(void)sink;
+	best = best_hash_s(p, n, 5);
 	metric("hash_ns_per_page", best * 1e9 / n);
 	metric("hash_mib_s", n * PAGE / 1048576.0 / best);
 	munmap(p, n * PAGE);
