@@ -5,8 +5,10 @@
 demo:
 	@scripts/demo
 
+# make check QUICK=1: the release kernel only, without the long tests or
+# the build of each patch of the series
 check:
-	@scripts/check
+	@QUICK=$(QUICK) scripts/check
 
 bench:
 	@scripts/bench
