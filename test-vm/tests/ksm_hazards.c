@@ -1033,7 +1033,14 @@ static int hazard_hwpoison(void)
 	pid_t pid;
 
 	merged_pairs();
-	/* soft offline: the page moves, both mappings follow it */
+	/*
+	 * soft offline: the page moves, both mappings follow it.  ksmd is
+	 * stopped first (run=0 returns once its batch is over): a reference
+	 * it holds for a moment (a scrub, a compare) makes the migration
+	 * fail with EBUSY, as it would on any kernel, and this is about
+	 * whether a KSM page can be moved, not about that race.
+	 */
+	ksm_must_set("run", 0);
 	before = kt_pfn(page(0));
 	if (madvise(page(0), ps, MADV_SOFT_OFFLINE)) {
 		kt_note("MADV_SOFT_OFFLINE: %s", strerror(errno));
