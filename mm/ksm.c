@@ -1257,6 +1257,9 @@ static void item_unlink(struct ksm_item *item)
 	}
 }
 
+/* Every item in a ksm_mm's xarray carries this mark: see items_drop(). */
+#define KSM_ITEM_MARK	XA_MARK_0
+
 /*
  * Get the item of @slot for @addr, making it if there is none.  @xas is
  * the caller's cursor in @slot's xarray, kept from one call to the next:
@@ -1291,6 +1294,8 @@ static struct ksm_item *item_get(struct ksm_mm *slot, struct xa_state *xas,
 	do {
 		xas_lock(xas);
 		xas_store(xas, item);
+		if (!xas_error(xas))
+			xas_set_mark(xas, KSM_ITEM_MARK);
 		xas_unlock(xas);
 	} while (xas_nomem(xas, GFP_KERNEL));
 	if (xas_error(xas)) {
@@ -1305,19 +1310,24 @@ static struct ksm_item *item_get(struct ksm_mm *slot, struct xa_state *xas,
 
 /*
  * Free the items of @slot for addresses in [@start, @end); returns
- * whether there were any.
+ * whether there were any.  ksmd asks this for every gap between two
+ * pages it finds, and most gaps hold no item: the search goes by
+ * KSM_ITEM_MARK, whose per-node bitmaps skip 64 empty slots at a time,
+ * so that a gap of gigabytes in a sparse mapping costs a few steps
+ * down the tree instead of a look at every slot on the way.
  */
 static bool items_drop(struct ksm_mm *slot, unsigned long start,
 		       unsigned long end)
 {
+	unsigned long index = start >> PAGE_SHIFT, last;
 	struct ksm_item *item;
-	unsigned long index;
 	bool dropped = false;
 
 	if (start >= end)
 		return false;
-	xa_for_each_range(&slot->items, index, item, start >> PAGE_SHIFT,
-			  (end - 1) >> PAGE_SHIFT) {
+	last = (end - 1) >> PAGE_SHIFT;
+	for (item = xa_find(&slot->items, &index, last, KSM_ITEM_MARK); item;
+	     item = xa_find_after(&slot->items, &index, last, KSM_ITEM_MARK)) {
 		xa_erase(&slot->items, index);
 		item_unlink(item);
 		kmem_cache_free(ksm_item_cache, item);
@@ -1451,6 +1461,27 @@ static struct anon_vma *item_anon_vma(struct ksm_item *item,
 }
 
 /*
+ * A page in a per-CPU LRU batch holds the batch's reference too, which
+ * folio_wrprotect_one() and replace_anon_page_pte() take for a pin
+ * (-EBUSY).  Draining the batches interrupts every CPU that has one, so
+ * ksmd drains at the start of a pass only when the pass before met such a
+ * refusal or memory became mergeable since (memory_became_mergeable()):
+ * a pass over pages that are merged or unique already leaves the other
+ * CPUs to their work (ksm_tests -C writes to merged pages beside such
+ * passes).  Set by ksmd and, without ksm_mutex, by madvise and prctl;
+ * cleared by ksmd as it drains.
+ */
+static bool ksm_drain_due = true;
+
+/* Pass @err through, taking note of a refusal that a drain may cure. */
+static int note_busy(int err)
+{
+	if (err == -EBUSY)
+		WRITE_ONCE(ksm_drain_due, true);
+	return err;
+}
+
+/*
  * Make @item's address map the KSM page @kpage instead of @page, which the
  * caller found there and holds a reference on.  On success *@avp receives
  * a reference on the anon_vma of the VMA.  Returns 0, -EAGAIN if @page's
@@ -1468,7 +1499,8 @@ static int map_onto_ksm_page(struct ksm_item *item, struct page *page,
 	folio = lock_merge_folio(page);
 	if (folio) {
 		/* One page-table round: clear, count, compare, map @kpage. */
-		err = replace_anon_page_pte(vma, page, kpage, pages_equal);
+		err = note_busy(replace_anon_page_pte(vma, page, kpage,
+						      pages_equal));
 		folio_unlock(folio);
 		if (!err)
 			*avp = item_anon_vma(item, vma);
@@ -1532,9 +1564,9 @@ static int map_zero_page(struct ksm_item *item, struct page *page)
 		 */
 		atomic_long_inc(&mm->ksm_zero_pages);
 		atomic_long_inc(&ksm_zero_pages);
-		err = replace_anon_page_pte(vma, page,
-					    ZERO_PAGE(item_address(item)),
-					    pages_equal);
+		err = note_busy(replace_anon_page_pte(vma, page,
+					ZERO_PAGE(item_address(item)),
+					pages_equal));
 		if (err) {
 			atomic_long_dec(&mm->ksm_zero_pages);
 			atomic_long_dec(&ksm_zero_pages);
@@ -1569,7 +1601,7 @@ static int make_ksm_page(struct ksm_item *item, struct page *page,
 	folio = lock_merge_folio(page);
 	if (!folio)
 		goto out;
-	err = folio_wrprotect_one(folio, vma, &pte);
+	err = note_busy(folio_wrprotect_one(folio, vma, &pte));
 	if (!err) {
 		/*
 		 * Read-only and verified unpinned: index the content it has
@@ -2118,7 +2150,7 @@ static unsigned int guess_run_map(struct ksm_guess_run *r, int *ret,
 		if (!old[n])
 			continue;
 		folio_unlock(page_folio(old[n]));
-		ret[i] = res[n];
+		ret[i] = note_busy(res[n]);
 		if (!ret[i])
 			*avp = item_anon_vma(r->e[i].item, vma);
 	}
@@ -2570,12 +2602,11 @@ next_mm:
 	if (!ksm_cursor.slot) {
 		if (list_empty_careful(&ksm_mm_list))
 			return false;
-		/*
-		 * Pages sitting in per-CPU LRU batches hold an extra
-		 * reference, which folio_wrprotect_one() would take for a
-		 * pin: flush the batches once per pass.
-		 */
-		lru_add_drain_all();
+		/* See ksm_drain_due. */
+		if (READ_ONCE(ksm_drain_due)) {
+			WRITE_ONCE(ksm_drain_due, false);
+			lru_add_drain_all();
+		}
 		advisor_pass_begins();
 	}
 
@@ -2868,10 +2899,11 @@ static bool ksmd_wake_up(void)
  * After the batch that ends a pass, ksmd sleeps at least this long, even
  * at sleep_millisecs=0.  Without it a pass over a few pages follows the
  * last one within microseconds, so ksmd spins (draining every CPU's LRU
- * batches each time round), and a pass is nearly always in progress: a
- * program that writes to a merged page as soon as it sees full_scans go
- * up, then waits for the next full scan, may get one that looked at its
- * page before the write (the kernel's own ksm_tests -U does just that).
+ * batches whenever that is due), and a pass is nearly always in
+ * progress: a program that writes to a merged page as soon as it sees
+ * full_scans go up, then waits for the next full scan, may get one that
+ * looked at its page before the write (the kernel's own ksm_tests -U
+ * does just that).
  */
 #define KSM_PASS_REST_MS	5
 
@@ -3007,6 +3039,17 @@ bool ksm_process_mergeable(struct mm_struct *mm)
 	return false;
 }
 
+/*
+ * Memory just became mergeable (madvise, prctl): its pages may sit in LRU
+ * batches, which the next pass drains (ksm_drain_due), and smart scan
+ * holds back (smart_scan_pause()).
+ */
+static void memory_became_mergeable(void)
+{
+	WRITE_ONCE(ksm_drain_due, true);
+	smart_scan_pause();
+}
+
 /**
  * ksm_enable_merge_any - Merge all compatible VMAs of @mm (PR_SET_MEMORY_MERGE).
  * @mm: The mm, with its mmap lock held for writing.
@@ -3028,7 +3071,7 @@ int ksm_enable_merge_any(struct mm_struct *mm)
 	set_bit(MMF_VM_MERGE_ANY, &mm->flags);
 	for_each_vma(vmi, vma)
 		vma_make_mergeable(vma);
-	smart_scan_pause();
+	memory_became_mergeable();
 	return 0;
 }
 
@@ -3118,7 +3161,7 @@ int ksm_madvise(struct vm_area_struct *vma, unsigned long start,
 		err = ksm_register_mm(vma->vm_mm);
 		if (!err) {
 			*vm_flags |= VM_MERGEABLE;
-			smart_scan_pause();
+			memory_became_mergeable();
 		}
 		break;
 	case MADV_UNMERGEABLE:
