@@ -1564,9 +1564,10 @@ static int map_zero_page(struct ksm_item *item, struct page *page)
 		 */
 		atomic_long_inc(&mm->ksm_zero_pages);
 		atomic_long_inc(&ksm_zero_pages);
-		err = note_busy(replace_anon_page_pte(vma, page,
-					ZERO_PAGE(item_address(item)),
-					pages_equal));
+		err = replace_anon_page_pte(vma, page,
+					    ZERO_PAGE(item_address(item)),
+					    pages_equal);
+		note_busy(err);
 		if (err) {
 			atomic_long_dec(&mm->ksm_zero_pages);
 			atomic_long_dec(&ksm_zero_pages);
